@@ -1,0 +1,53 @@
+"""JAX arrays (immutable: nnx's in-place updates rebind instead).
+
+Importing this adapter enables ``jax_enable_x64`` so that float64 models exist;
+float32 stays the default dtype of every nnx layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as xp  # noqa: E402  (after the x64 switch)
+import jax.scipy.special as _special  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def available() -> str | None:
+    return None
+
+
+def namespace():
+    return xp
+
+
+def array_type():
+    return jax.Array
+
+
+def default_device(device: Any = None) -> Any:
+    if device is None:
+        return jax.devices()[0]
+    if isinstance(device, str):
+        return jax.devices(device)[0]
+    return device
+
+
+def from_numpy(a: np.ndarray, device: Any) -> jax.Array:
+    return jax.device_put(a, device)
+
+
+def to_numpy(x: jax.Array) -> np.ndarray:
+    return np.array(x, copy=True)
+
+
+def erf(x: jax.Array) -> jax.Array:
+    return _special.erf(x)
+
+
+def synchronize(device: Any) -> None:
+    (jax.device_put(0.0, device) + 0).block_until_ready()

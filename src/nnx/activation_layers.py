@@ -1,0 +1,206 @@
+"""Activation functions as layers: ``a = f(z)`` forward, ``dL/dz = dL/da ⊙ f'(z)`` backward.
+
+The namespace is looked up once per array type, not on every call, so tiny networks
+are not dominated by that lookup. Derivatives reuse the cached output where the
+closed form allows (σ' = a(1 − a), tanh' = 1 − a²).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+
+from . import activations as F
+from .layers import Layer
+
+Array = Any
+
+__all__ = [
+    "ActivationLayer", "Identity", "Step", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU",
+    "Softmax", "make_activation", "ACTIVATION_LAYERS",
+]
+
+
+class ActivationLayer(Layer):
+    """A parameter-free elementwise layer; subclasses define ``_f`` and ``_df``."""
+
+    name = "activation"
+
+    def __init__(self) -> None:
+        self._type: type | None = None
+        self._xp: Any = None
+        self._z: Array | None = None
+        self._a: Array | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def _namespace(self, x: Array) -> Any:
+        if type(x) is not self._type:
+            self._xp = array_api_compat.array_namespace(x)
+            self._type = type(x)
+        return self._xp
+
+    def forward(self, x: Array) -> Array:
+        """a = f(z), caching z and a. Any shape."""
+        xp = self._namespace(x)
+        a = self._f(x, xp)
+        self._z, self._a = x, a
+        return a
+
+    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
+        """dL/dz = dL/da ⊙ f'(z)."""
+        if self._z is None:
+            raise self._no_cache()
+        if not input_grad:
+            return None
+        if tuple(dy.shape) != tuple(self._z.shape):
+            raise ValueError(f"{self!r}.backward expects dL/da of shape {tuple(self._z.shape)}; "
+                             f"got {tuple(dy.shape)}")
+        return self._vjp(dy, self._xp)
+
+    def _vjp(self, dy: Array, xp: Any) -> Array:
+        return dy * self._df(self._z, self._a, xp)
+
+    def _f(self, z: Array, xp: Any) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _df(self, z: Array, a: Array, xp: Any) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Identity(ActivationLayer):
+    """f(z) = z: a linear output (regression)."""
+
+    name = "identity"
+
+    def _f(self, z, xp):
+        return z
+
+    def _vjp(self, dy, xp):
+        return dy
+
+
+class Step(ActivationLayer):
+    """The perceptron's hard threshold; its derivative is 0, so nothing learns through it."""
+
+    name = "step"
+
+    def _f(self, z, xp):
+        return F.step(z, xp=xp)
+
+    def _df(self, z, a, xp):
+        return xp.zeros_like(z)
+
+
+class Sigmoid(ActivationLayer):
+    """σ(z) = 1/(1 + e^(−z)); σ'(z) = a(1 − a)."""
+
+    name = "sigmoid"
+
+    def _f(self, z, xp):
+        return F.sigmoid(z, xp=xp)
+
+    def _df(self, z, a, xp):
+        return a * (1.0 - a)
+
+
+class Tanh(ActivationLayer):
+    """tanh(z); tanh'(z) = 1 − a²."""
+
+    name = "tanh"
+
+    def _f(self, z, xp):
+        return xp.tanh(z)
+
+    def _df(self, z, a, xp):
+        return 1.0 - a * a
+
+
+class ReLU(ActivationLayer):
+    """max(0, z); derivative 1 where z > 0, else 0."""
+
+    name = "relu"
+
+    def _f(self, z, xp):
+        return xp.maximum(z, 0.0)
+
+    def _df(self, z, a, xp):
+        return xp.astype(z > 0, z.dtype)
+
+
+class LeakyReLU(ActivationLayer):
+    """z where z > 0, else αz; derivative 1 or α."""
+
+    name = "leaky_relu"
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU(alpha={self.alpha})"
+
+    def _f(self, z, xp):
+        return F.leaky_relu(z, alpha=self.alpha, xp=xp)
+
+    def _df(self, z, a, xp):
+        return F.leaky_relu_derivative(z, alpha=self.alpha, xp=xp)
+
+
+class GELU(ActivationLayer):
+    """z Φ(z) (exact, through erf) or its tanh approximation."""
+
+    name = "gelu"
+
+    def __init__(self, approximate: str = "none") -> None:
+        F._check_approximate(approximate)
+        super().__init__()
+        self.approximate = approximate
+
+    def __repr__(self) -> str:
+        return f"GELU(approximate={self.approximate!r})"
+
+    def _f(self, z, xp):
+        return F.gelu(z, approximate=self.approximate, xp=xp)
+
+    def _df(self, z, a, xp):
+        return F.gelu_derivative(z, approximate=self.approximate, xp=xp)
+
+
+class Softmax(ActivationLayer):
+    """Softmax over the last axis; for a classification head only (chapter 10.4).
+
+    Backward is the Jacobian-vector product ``a ⊙ (dy − Σ_j dy_j a_j)``, never the
+    k×k Jacobian itself.
+    """
+
+    name = "softmax"
+
+    def _f(self, z, xp):
+        return F.softmax(z, xp=xp)
+
+    def _vjp(self, dy, xp):
+        a = self._a
+        return a * (dy - xp.sum(dy * a, axis=-1, keepdims=True))
+
+
+ACTIVATION_LAYERS: dict[str, type[ActivationLayer]] = {
+    cls.name: cls for cls in (Identity, Step, Sigmoid, Tanh, ReLU, LeakyReLU, GELU, Softmax)
+}
+
+
+def make_activation(spec: str | Layer | None) -> Layer:
+    """A layer from a name (``"relu"``, ``"gelu"``, ...), a Layer instance, or None (identity)."""
+    if spec is None:
+        return Identity()
+    if isinstance(spec, Layer):
+        return spec
+    if spec == "gelu_tanh":
+        return GELU(approximate="tanh")
+    try:
+        return ACTIVATION_LAYERS[spec]()
+    except (KeyError, TypeError):
+        names = ", ".join([*ACTIVATION_LAYERS, "gelu_tanh"])
+        raise ValueError(f"unknown activation {spec!r}; valid names: {names}") from None

@@ -1,0 +1,178 @@
+"""The layer protocol and the fully-connected layer (chapter 10.3, 10.6).
+
+A layer's ``forward(x)`` caches exactly what its ``backward`` needs; ``backward(dy)``
+receives dL/d(output), fills the layer's parameter gradients and returns dL/d(input).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import init as _init
+from .backend import Backend, resolve_backend
+
+Array = Any
+
+__all__ = ["Layer", "Dense"]
+
+
+class Layer:
+    """Base class: a differentiable map with a cached forward and a backward pass."""
+
+    #: names of the trainable parameters; their gradients are ``"d" + name``.
+    param_names: tuple[str, ...] = ()
+
+    def forward(self, x: Array) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:  # pragma: no cover
+        raise NotImplementedError
+
+    def __call__(self, x: Array) -> Array:
+        return self.forward(x)
+
+    def parameters(self) -> dict[str, Array]:
+        """The trainable arrays by name (``{}`` for parameter-free layers)."""
+        return {name: getattr(self, name) for name in self.param_names
+                if getattr(self, name) is not None}
+
+    @property
+    def num_params(self) -> int:
+        """How many scalars the layer learns."""
+        return sum(_size(p) for p in self.parameters().values())
+
+    def _no_cache(self) -> RuntimeError:
+        return RuntimeError(
+            f"{self!r}: backward() was called before forward(); run the forward pass "
+            "first so the layer can cache what backpropagation needs"
+        )
+
+
+def _size(x: Array) -> int:
+    n = 1
+    for d in x.shape:
+        n *= int(d)
+    return n
+
+
+class Dense(Layer):
+    """A fully-connected layer: ``Z = X @ W.T + b`` (one row of W per neuron).
+
+    Args:
+        in_features: n, the width of each input row.
+        out_features: m, the number of neurons.
+        init: an initializer name from :mod:`nnx.init` (or a callable ``(shape, *,
+            seed, dtype, backend) -> array``) for ``W``; ``b`` starts at zero.
+        bias: learn a bias ``b`` (else ``Z = X @ W.T``).
+        dtype: ``"float32"`` or ``"float64"``.
+        seed: seed for the weight draw (same seed → same weights on every backend).
+        backend: where the parameters live; the active backend when None.
+
+    Shapes: ``W`` (out, in), ``b`` (out,), input (n, in), output (n, out).
+    Inputs of another real dtype, integers and booleans are cast to ``dtype``;
+    arrays of another backend, 1-d inputs and complex inputs are refused.
+    """
+
+    param_names = ("W", "b")
+
+    def __init__(self, in_features: int, out_features: int, *, init: Any = "he_normal",
+                 bias: bool = True, dtype: str = "float32", seed: Any = None,
+                 backend: str | Backend | None = None) -> None:
+        for what, n in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"Dense: {what} must be a positive int; got {n!r}")
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"Dense: dtype must be 'float32' or 'float64'; got {dtype!r}")
+        self.in_features = in_features
+        self.out_features = out_features
+        self.backend = resolve_backend(backend)
+        self.dtype = dtype
+        self._xp = self.backend.xp
+        self._dtype = getattr(self._xp, dtype)
+        self._array_type = self.backend.array_type
+        self.init = init
+        self._W = _init.get(init)((out_features, in_features), seed=seed, dtype=dtype,
+                                  backend=self.backend)
+        self._b = _init.zeros((out_features,), dtype=dtype, backend=self.backend) if bias else None
+        self.dW: Array | None = None
+        self.db: Array | None = None
+        self._x: Array | None = None
+
+    def __repr__(self) -> str:
+        return (f"Dense({self.in_features}, {self.out_features}, bias={self._b is not None}, "
+                f"dtype={self.dtype!r}, backend={self.backend.name!r})")
+
+    # -- parameters ------------------------------------------------------------------
+    @property
+    def W(self) -> Array:
+        """The weights, shape ``(out_features, in_features)``."""
+        return self._W
+
+    @W.setter
+    def W(self, value: Array) -> None:
+        if value is not self._W:  # `layer.W -= step` hands back the same array: keep it
+            value = self._own(value, (self.out_features, self.in_features), "W")
+        self._W = value
+
+    @property
+    def b(self) -> Array | None:
+        """The biases, shape ``(out_features,)``; None for ``bias=False``."""
+        return self._b
+
+    @b.setter
+    def b(self, value: Array | None) -> None:
+        if value is None or self._b is None:
+            if value is None and self._b is None:
+                return
+            raise ValueError(f"{self!r}: a layer built with bias={self._b is not None} "
+                             "cannot switch its bias on or off")
+        if value is not self._b:
+            value = self._own(value, (self.out_features,), "b")
+        self._b = value
+
+    def _own(self, value: Array, shape: tuple[int, ...], name: str) -> Array:
+        """A private copy of ``value`` in this layer's backend and dtype, shape-checked."""
+        arr = self.backend.asarray(value, what=f"{self!r}.{name}")
+        if tuple(arr.shape) != shape:
+            raise ValueError(f"{self!r}: {name} must have shape {shape}; got {tuple(arr.shape)}")
+        return self._xp.asarray(self._xp.astype(arr, self._dtype), copy=True)
+
+    # -- forward and backward ----------------------------------------------------------
+    def _check_input(self, x: Array) -> Array:
+        if not isinstance(x, self._array_type):
+            x = self.backend.asarray(x, what=f"the input of {self!r}")
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            hint = " (a single sample needs shape (1, n): reshape it)" if x.ndim == 1 else ""
+            raise ValueError(f"{self!r} expects input of shape (n, {self.in_features}); "
+                             f"got {tuple(x.shape)}{hint}")
+        if x.dtype != self._dtype:
+            xp = self._xp
+            if not xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
+                raise ValueError(f"{self!r} takes real, integer or boolean inputs; got {x.dtype}")
+            x = xp.astype(x, self._dtype)
+        return x
+
+    def forward(self, x: Array) -> Array:
+        """Z = X W^T + b, caching X for the backward pass. ``x``: (n, in) → (n, out)."""
+        x = self._check_input(x)
+        self._x = x
+        z = x @ self._W.T
+        if self._b is not None:
+            z += self._b
+        return z
+
+    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
+        """Given δ = dL/dZ of shape (n, out): set ``dW`` and ``db``; return dL/dX (n, in).
+
+        With ``input_grad=False`` the product for dL/dX is skipped and None returned.
+        """
+        x = self._x
+        if x is None:
+            raise self._no_cache()
+        if tuple(dy.shape) != (x.shape[0], self.out_features):
+            raise ValueError(f"{self!r}.backward expects dL/dZ of shape "
+                             f"{(x.shape[0], self.out_features)}; got {tuple(dy.shape)}")
+        self.dW = dy.T @ x                         # dL/dW = δᵀ X        (out, in)
+        if self._b is not None:
+            self.db = self._xp.sum(dy, axis=0)     # dL/db = Σ_rows δ    (out,)
+        return dy @ self._W if input_grad else None  # dL/dX = δ W      (n, in)

@@ -1,0 +1,135 @@
+"""Networks as stacks of layers: the forward pass (10.5) and backpropagation (10.6)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from . import backends as _registry
+from .activation_layers import make_activation
+from .backend import Backend, resolve_backend
+from .layers import Dense, Layer
+
+Array = Any
+
+__all__ = ["Sequential", "MLP", "default_init"]
+
+
+class Sequential(Layer):
+    """Layers applied in order: a⁽ˡ⁾ = layerₗ(a⁽ˡ⁻¹⁾), a⁽⁰⁾ = x.
+
+    ``backward(dy)`` walks the layers in reverse, each turning dL/d(its output) into
+    dL/d(its input) — δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f'(z⁽ˡ⁾) — and filling ``dW``/``db``.
+    """
+
+    def __init__(self, *layers: Layer) -> None:
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential: item {i} is {layer!r}, not an nnx Layer")
+        dense = [layer for layer in layers if isinstance(layer, Dense)]
+        for a, b in zip(dense, dense[1:]):
+            if a.out_features != b.in_features:
+                raise ValueError(f"Sequential: {a!r} produces {a.out_features} features but "
+                                 f"the next {b!r} expects {b.in_features}")
+        names = {layer.backend.name for layer in dense}
+        if len(names) > 1:
+            raise ValueError(f"Sequential: its Dense layers live on different backends "
+                             f"({', '.join(sorted(names))}); build them under one backend")
+        self.layers: list[Layer] = list(layers)
+
+    def __repr__(self) -> str:
+        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        return f"{type(self).__name__}(\n  {inner}\n)"
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, i: int) -> Layer:
+        return self.layers[i]
+
+    @property
+    def dense_layers(self) -> list[Dense]:
+        """The layers with trainable parameters, in order."""
+        return [layer for layer in self.layers if isinstance(layer, Dense)]
+
+    @property
+    def backend(self) -> Backend:
+        """The backend the parameters live on (the active one if there are none)."""
+        dense = self.dense_layers
+        return dense[0].backend if dense else resolve_backend()
+
+    def parameters(self) -> dict[str, Array]:
+        """Every trainable array, keyed ``"<layer index>.<name>"`` (``"0.W"``, ``"0.b"``, ...)."""
+        return {f"{i}.{name}": p for i, layer in enumerate(self.layers)
+                for name, p in layer.parameters().items()}
+
+    def forward(self, x: Array) -> Array:
+        """Push ``x`` (n, in) through every layer, caching what backward needs."""
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
+        """Backpropagate dL/d(output) (n, out); returns dL/dx (n, in).
+
+        With ``input_grad=False`` the first layer skips the product for dL/dx (nobody
+        needs it when x is data) and None is returned.
+        """
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            dy = self.layers[i].backward(dy, input_grad=input_grad or i > 0)
+        return dy
+
+
+_HE_FAMILY = {"relu", "leaky_relu", "gelu", "gelu_tanh"}
+
+
+def default_init(activation: str | Layer | None) -> str:
+    """He for the ReLU family, Xavier (uniform, Glorot's own) for everything else."""
+    name = activation if isinstance(activation, str) else getattr(activation, "name", None)
+    return "he_normal" if name in _HE_FAMILY else "xavier_uniform"
+
+
+class MLP(Sequential):
+    """A multilayer perceptron: Dense → activation for each hidden layer, then Dense → output.
+
+    Args:
+        sizes: layer widths from input to output, e.g. ``[2, 4, 1]``.
+        activation: hidden activation name (``"relu"``, ``"tanh"``, ``"sigmoid"``,
+            ``"leaky_relu"``, ``"gelu"``, ``"gelu_tanh"``, ``"step"``, ``"identity"``).
+        output_activation: activation after the last Dense (None: raw scores/logits).
+        init: initializer name for every Dense; by default He for the ReLU family and
+            Xavier for sigmoid/tanh (chosen by ``activation``).
+        seed: one seed for the whole network; each layer draws from its own child seed.
+        dtype: ``"float32"`` or ``"float64"``.
+        backend: where the parameters live; the active backend when None.
+    """
+
+    def __init__(self, sizes: Sequence[int], activation: str | None = "relu",
+                 output_activation: str | None = None, init: Any = None, seed: Any = None,
+                 dtype: str = "float32", backend: str | Backend | None = None) -> None:
+        sizes = list(sizes)
+        if len(sizes) < 2:
+            raise ValueError(f"MLP: sizes needs an input and an output width, e.g. [2, 4, 1]; "
+                             f"got {sizes}")
+        make_activation(activation)  # validate names before drawing any weights
+        if output_activation is not None:
+            make_activation(output_activation)
+        init = default_init(activation) if init is None else init
+        backend = resolve_backend(backend)
+        seeds = _registry.spawn_seeds(seed, len(sizes) - 1)
+        layers: list[Layer] = []
+        for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+            layers.append(Dense(n_in, n_out, init=init, dtype=dtype, seed=seeds[i],
+                                backend=backend))
+            is_output = i == len(sizes) - 2
+            if not is_output:
+                layers.append(make_activation(activation))
+            elif output_activation is not None:
+                layers.append(make_activation(output_activation))
+        super().__init__(*layers)
+        self.sizes = sizes
+        self.activation = activation
+        self.output_activation = output_activation
