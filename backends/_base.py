@@ -73,6 +73,23 @@ class Backend:
         """Block until all queued work on the device has finished (for timing)."""
         self.adapter.synchronize(self.device)
 
+    # -- model files: raw little-endian bytes, through a host copy ----------------------
+    def to_bytes(self, x: Any) -> tuple[str, tuple[int, ...], bytes]:
+        """``(safetensors dtype code, shape, little-endian bytes)`` of array ``x``."""
+        from ._host import to_le_bytes
+
+        return to_le_bytes(self.to_numpy(x))
+
+    def from_bytes(self, buf: bytes | memoryview, dtype: str, shape: tuple[int, ...]) -> Any:
+        """An array on this device from little-endian ``buf`` (safetensors ``dtype`` code)."""
+        from ._host import from_le_bytes
+
+        return self.from_numpy(from_le_bytes(buf, dtype, shape))
+
+    def host_permutation(self, n: int, *, seed: Any = None) -> list[int]:
+        """A seeded permutation of ``range(n)`` as Python ints (for host-side loops)."""
+        return [int(i) for i in np.random.default_rng(seed).permutation(n)]
+
     # -- seeded randomness: drawn on the host, so every backend gets the same bits --
     def normal(self, shape: tuple[int, ...], *, std: float = 1.0, seed: Any = None,
                dtype: str = "float32") -> Any:
