@@ -76,8 +76,12 @@ def binary_cross_entropy(prob: Array, target: Array, *, xp: Any = None) -> tuple
     """
     xp = namespace_of(prob, xp=xp)
     y = _float_target(prob, target, xp, "binary_cross_entropy")
-    log_p = xp.clip(xp.log(prob), min=LOG_CLAMP)
-    log_1mp = xp.clip(xp.log(1.0 - prob), min=LOG_CLAMP)
+    # log of the smallest subnormal is below −100, so clamping the argument first keeps
+    # log(0) = −inf (and its warning) out while leaving torch's −100 clamp exact.
+    finfo = xp.finfo(prob.dtype)
+    tiny = finfo.smallest_normal * finfo.eps
+    log_p = xp.clip(xp.log(xp.clip(prob, min=tiny)), min=LOG_CLAMP)
+    log_1mp = xp.clip(xp.log(xp.clip(1.0 - prob, min=tiny)), min=LOG_CLAMP)
     loss = -xp.mean(y * log_p + (1.0 - y) * log_1mp)
     denom = xp.clip(prob * (1.0 - prob), min=BCE_EPS)
     return loss, (prob - y) / denom / _size(prob)
