@@ -30,7 +30,9 @@ from .backend import (
     use_backend,
 )
 from .gradcheck import gradcheck, numerical_gradients
+from .io import CheckpointError, load, save
 from .layers import Dense, Layer
+from .perceptron import Perceptron, PerceptronResult
 from .sequential import MLP, Sequential
 
 __version__ = "0.1.0"
@@ -42,4 +44,5 @@ __all__ = [
     "Layer", "Dense", "Identity", "Step", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU",
     "Softmax", "make_activation", "Sequential", "MLP",
     "gradcheck", "numerical_gradients",
+    "Perceptron", "PerceptronResult", "save", "load", "CheckpointError",
 ]
