@@ -107,8 +107,10 @@ def test_gradients_match_torch_autograd(backend, hidden, loss):
             out = tf.linear(out, w, b)
         else:
             out = getattr(torch.nn, TORCH_ACTS[hidden])()(out)
-    t_loss = {"mse": tf.mse_loss, "sigmoid_binary_cross_entropy": tf.binary_cross_entropy_with_logits,
-              "softmax_cross_entropy": tf.cross_entropy}[loss](out, t_target)
+    t_loss_fn = {"mse": tf.mse_loss,
+                 "sigmoid_binary_cross_entropy": tf.binary_cross_entropy_with_logits,
+                 "softmax_cross_entropy": tf.cross_entropy}[loss]
+    t_loss = t_loss_fn(out, t_target)
     t_loss.backward()
 
     assert float(backend.to_numpy(value)) == pytest.approx(t_loss.item(), rel=1e-12)

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-import nnx
 from nnx import losses as L
 
 

@@ -136,7 +136,7 @@ def gelu_derivative(z: Array, /, *, approximate: str = "none", xp: Any = None) -
 
 
 def softmax(z: Array, /, *, axis: int = -1, xp: Any = None) -> Array:
-    """softmax(z)_i = e^(z_i) / Σ_j e^(z_j) along ``axis``; shifted by max(z) so it never overflows."""
+    """softmax(z)_i = e^(z_i) / Σ_j e^(z_j) along ``axis``; shifted by max(z): no overflow."""
     xp = namespace_of(z, xp=xp)
     e = xp.exp(z - xp.max(z, axis=axis, keepdims=True))
     return e / xp.sum(e, axis=axis, keepdims=True)

@@ -97,7 +97,7 @@ INITIALIZERS: dict[str, Callable[..., Any]] = {
 
 
 def get(name: str | Callable[..., Any]) -> Callable[..., Any]:
-    """The initializer named ``name`` (a callable passes through); ``ValueError`` lists the names."""
+    """The initializer named ``name`` (callables pass through); ``ValueError`` lists the names."""
     if callable(name):
         return name
     try:

@@ -60,7 +60,10 @@ def _size(x: Array) -> int:
 
 
 def mse(pred: Array, target: Array, *, xp: Any = None) -> tuple[Array, Array]:
-    """Mean squared error L = mean((pred − target)²) over all elements; grad = 2(pred − target)/N."""
+    """Mean squared error L = mean((pred − target)²) over all N elements.
+
+    The gradient is 2(pred − target)/N. ``target`` may be (n,) for predictions (n, 1).
+    """
     xp = namespace_of(pred, xp=xp)
     target = _float_target(pred, target, xp, "mse")
     diff = pred - target
