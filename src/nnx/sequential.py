@@ -82,6 +82,22 @@ class Sequential(Layer):
             dy = self.layers[i].backward(dy, input_grad=input_grad or i > 0)
         return dy
 
+    def fit(self, X: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int,
+            batch_size: int | None = None, shuffle: bool = True, seed: Any = None,
+            validation_data: tuple[Any, Any] | None = None, progress: bool = True) -> Any:
+        """Train by minibatch gradient descent; see :func:`nnx.training.fit`. Returns a History."""
+        from .training import fit
+
+        return fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
+                   batch_size=batch_size, shuffle=shuffle, seed=seed,
+                   validation_data=validation_data, progress=progress)
+
+    def predict(self, X: Any, batch_size: int | None = None) -> Array:
+        """The output (n, out) for inputs (n, in); see :func:`nnx.training.predict`."""
+        from .training import predict
+
+        return predict(self, X, batch_size=batch_size)
+
 
 _HE_FAMILY = {"relu", "leaky_relu", "gelu", "gelu_tanh"}
 
