@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import backends as _registry
+from . import distributed as _distributed
 from . import losses as _losses
 from . import optim as _optim
 from .backend import asarray
@@ -97,7 +98,8 @@ class Trainer:
 
     def __init__(self, model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any],
                  optimizer: Any, batch_size: int | None = None, shuffle: bool = True,
-                 seed: Any = None, penalty: Callable[[Any, int], Array] | None = None) -> None:
+                 seed: Any = None, penalty: Callable[[Any, int], Array] | None = None,
+                 data_parallel: Any = None) -> None:
         dense = getattr(model, "dense_layers", None)
         if not dense:
             raise ValueError(f"fit: {type(model).__name__} has no Dense layer to train")
@@ -118,6 +120,9 @@ class Trainer:
         size = n if batch_size is None else min(batch_size, n)
         self.bounds = [(a, min(a + size, n)) for a in range(0, n, size)]
         self.shuffle = bool(shuffle) and len(self.bounds) > 1  # one full batch: order is moot
+        self.data_parallel = data_parallel  # nnx.distributed.DataParallel, or None
+        if data_parallel is not None:  # same problem, rank 0's weights, one seed on all ranks
+            seed = data_parallel.start(model, n=n, n_batches=len(self.bounds), seed=seed)
         self._seeds = _registry.spawn_seeds(seed, 1)[0]
         self._weights = None
         if len(self.bounds) > 1:  # batch sizes, to weight each step's loss in the epoch mean
@@ -198,14 +203,22 @@ class Trainer:
         classes, dtype = self.classes, self.dtype
         losses = []
         single = len(self.bounds) == 1
+        dp = self.data_parallel  # nnx.distributed: each rank trains on its shard of each batch
         for a, b in self.bounds:
-            xb, yb = (X, y) if single else (X[a:b, ...], y[a:b, ...])
+            lo, hi = (a, b) if dp is None else dp.shard(a, b)
+            if hi == lo:  # this rank's shard of a batch smaller than the world is empty
+                losses.append(dp.all_reduce(None, 0, b - a))
+                step(model)
+                continue
+            xb, yb = (X, y) if single and dp is None else (X[lo:hi, ...], y[lo:hi, ...])
             if classes is not None:  # per-batch one-hot of validated integer ids
                 yb = xp.astype(yb[:, None] == classes, dtype)
             value, grad = loss_fn(forward(xb), yb)
             backward(grad, input_grad=False)
             if penalty is not None:
                 value = value + penalty(model, b - a)
+            if dp is not None:  # the global batch's gradients and loss, summed over the ranks
+                value = dp.all_reduce(value, hi - lo, b - a)
             step(model)
             losses.append(value)
         if single:
@@ -273,8 +286,8 @@ def _forward_all(model: Any, X: Array, batch_size: int | None, xp: Any) -> Array
     n = X.shape[0]
     if batch_size is None or batch_size >= n:
         return model.forward(X)
-    return xp.concat([model.forward(X[a:a + batch_size, ...]) for a in range(0, n, batch_size)],
-                     axis=0)
+    return xp.concat([model.forward(X[a:min(a + batch_size, n), ...])
+                      for a in range(0, n, batch_size)], axis=0)
 
 
 def _progress_bar(epochs: int, progress: bool) -> Any:
@@ -289,7 +302,8 @@ def _progress_bar(epochs: int, progress: bool) -> Any:
 
 def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer: Any,
         epochs: int, batch_size: int | None = None, shuffle: bool = True, seed: Any = None,
-        validation_data: tuple[Any, Any] | None = None, progress: bool = True) -> History:
+        validation_data: tuple[Any, Any] | None = None, progress: bool = True,
+        distributed: Any = None) -> History:
     """Train ``model`` by minibatch gradient descent; returns a :class:`History`.
 
     Args:
@@ -314,6 +328,10 @@ def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer
         validation_data: ``(X_val, y_val)`` evaluated after every epoch.
         progress: show a tqdm bar over epochs for runs longer than half a second
             (silently none when tqdm is not installed).
+        distributed: data-parallel training over MPI (:mod:`nnx.distributed`; run the
+            script with ``mpiexec -n N``): True, or a ``DataParallel``; None follows an
+            enclosing ``nnx.distributed.data_parallel()`` block; False never. Each rank
+            trains on its shard of every batch; the result equals one process's.
 
     Raises:
         ValueError: bad shapes or lengths, labels that are not valid classes, unknown
@@ -322,8 +340,9 @@ def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer
             the message names the epoch and step. The model keeps the diverged weights.
     """
     _positive_int("epochs", epochs)
+    dp = _distributed.resolve(distributed)
     trainer = Trainer(model, X, y, loss=loss, optimizer=optimizer, batch_size=batch_size,
-                      shuffle=shuffle, seed=seed)
+                      shuffle=shuffle, seed=seed, data_parallel=dp)
     val = None
     if validation_data is not None:
         try:
@@ -332,7 +351,7 @@ def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer
             raise ValueError("fit: validation_data must be a pair (X_val, y_val)") from None
         val = trainer.prepare(X_val, y_val, what="_val")
     history = History()
-    bar = _progress_bar(epochs, progress)
+    bar = _progress_bar(epochs, progress and (dp is None or dp.is_root))  # rank 0 only
     shown = time.perf_counter()
     try:
         for _ in range(epochs):
