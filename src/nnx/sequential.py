@@ -84,13 +84,14 @@ class Sequential(Layer):
 
     def fit(self, X: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int,
             batch_size: int | None = None, shuffle: bool = True, seed: Any = None,
-            validation_data: tuple[Any, Any] | None = None, progress: bool = True) -> Any:
+            validation_data: tuple[Any, Any] | None = None, progress: bool = True,
+            distributed: Any = None) -> Any:
         """Train by minibatch gradient descent; see :func:`nnx.training.fit`. Returns a History."""
         from .training import fit
 
         return fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
                    batch_size=batch_size, shuffle=shuffle, seed=seed,
-                   validation_data=validation_data, progress=progress)
+                   validation_data=validation_data, progress=progress, distributed=distributed)
 
     def predict(self, X: Any, batch_size: int | None = None) -> Array:
         """The output (n, out) for inputs (n, in); see :func:`nnx.training.predict`."""

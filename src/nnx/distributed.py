@@ -1,0 +1,362 @@
+"""Data-parallel training over MPI: every rank trains on its shard of each global batch.
+
+    # train.py — run with:  mpiexec -n 4 python train.py
+    model = nnx.MLP([64, 128, 10], seed=0)
+    history = model.fit(X, y, loss="softmax_cross_entropy", optimizer="adam",
+                        epochs=10, batch_size=256, seed=0, distributed=True)
+    if nnx.distributed.is_root():
+        nnx.save(model, "model.safetensors")          # only rank 0 writes
+
+or, for every ``fit`` inside a block: ``with nnx.distributed.data_parallel(): ...``.
+
+What each rank does, per global batch of rows [a, b) (n = b − a):
+
+1. takes its contiguous shard of n_r ≈ n / N rows (every rank holds the same X, y and
+   shuffles them with the same seed, so the global batches are those of one process);
+2. runs forward, loss and backward on the shard: g_r = ∇ (mean loss over the shard);
+3. packs every layer's gradient and the loss into one flat buffer (or a few buckets,
+   :mod:`nnx.grad_buckets`) scaled by n_r / n, and sums it over the ranks with one
+   all-reduce: Σ_r (n_r / n) g_r is exactly the gradient of the global batch's mean
+   loss, even when N does not divide n;
+4. steps the optimizer on the summed gradient — the same update on every rank, so the
+   weights stay identical (they are broadcast from rank 0 once, when ``fit`` starts).
+
+Failures: an uncaught exception on any rank prints its traceback and calls
+``MPI_Abort``, which stops every rank at once (the ``data_parallel`` block does this
+even for exceptions it sees first). A rank killed outright is noticed by the launcher
+(MPICH's ``mpiexec`` then kills the others). A rank that hangs, or leaves the training
+loop while the others wait, is caught by a watchdog thread: a rank that waits longer
+than ``timeout`` seconds (``NNX_DISTRIBUTED_TIMEOUT``, default 300) in one collective
+call aborts the job with a message saying so.
+
+Device buffers: :mod:`nnx.backends._comm` chooses how the buffer travels (in-place MPI
+for NumPy and CPU PyTorch, NCCL on the device for CuPy, a host copy for JAX).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .grad_buckets import GradientBuckets
+
+Array = Any
+
+__all__ = ["DataParallel", "data_parallel", "resolve", "rank", "size", "is_root",
+           "local_rank", "launched_under_mpi", "DEFAULT_TIMEOUT"]
+
+#: seconds a rank may wait in one collective call before the watchdog aborts the job.
+DEFAULT_TIMEOUT = 300.0
+_LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALRANKID")
+
+
+def _mpi() -> Any:
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise ImportError(f"nnx.distributed needs mpi4py and an MPI library ({exc}); "
+                          "install both with: pip install 'nnx[mpi]' (mpi4py and the mpich "
+                          "wheel)") from None
+    return MPI
+
+
+def launched_under_mpi() -> bool:
+    """True when an MPI launcher (mpiexec, mpirun) started this process."""
+    return any(v in os.environ for v in _LAUNCHER_VARS)
+
+
+_world: DataParallel | None = None
+_stack: list[DataParallel] = []
+
+
+def _world_dp() -> DataParallel:
+    global _world
+    if _world is None:
+        _world = DataParallel()
+    return _world
+
+
+def rank() -> int:
+    """This process's rank in ``MPI.COMM_WORLD``; 0 when not launched by MPI."""
+    if _world is None and not launched_under_mpi():
+        return 0
+    return _world_dp().rank
+
+
+def size() -> int:
+    """The number of ranks in ``MPI.COMM_WORLD``; 1 when not launched by MPI."""
+    if _world is None and not launched_under_mpi():
+        return 1
+    return _world_dp().size
+
+
+def is_root() -> bool:
+    """True on rank 0 (and in a plain, non-MPI run): the process that prints and writes."""
+    return rank() == 0
+
+
+def local_rank() -> int:
+    """This rank's index among the ranks on its own node (to pick a GPU: device=local_rank())."""
+    if _world is None and not launched_under_mpi():
+        return 0
+    MPI = _mpi()
+    node = MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return node.Get_rank()
+    finally:
+        node.Free()
+
+
+def _env_timeout() -> float:
+    text = os.environ.get("NNX_DISTRIBUTED_TIMEOUT", "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"NNX_DISTRIBUTED_TIMEOUT must be a number of seconds; "
+                         f"got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"NNX_DISTRIBUTED_TIMEOUT must be positive; got {text!r}")
+    return value
+
+
+class _Watchdog:
+    """A daemon thread that aborts the job when this rank waits too long in one collective."""
+
+    def __init__(self, dp: DataParallel) -> None:
+        self.dp = dp
+        self.since: float | None = None
+        self.what = ""
+        self._thread: threading.Thread | None = None
+
+    def arm(self, what: str) -> None:
+        self.what = what
+        self.since = time.monotonic()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="nnx-watchdog", daemon=True)
+            self._thread.start()
+
+    def disarm(self) -> None:
+        self.since = None
+
+    def _run(self) -> None:
+        poll = min(1.0, self.dp.timeout / 10)
+        while True:
+            time.sleep(poll)
+            since = self.since
+            if since is not None and time.monotonic() - since > self.dp.timeout:
+                dp = self.dp
+                dp.abort(f"rank {dp.rank} of {dp.size} waited more than {dp.timeout:g} s in "
+                         f"{self.what} for the other ranks: a rank has died, hung, or left the "
+                         "training loop early (raise NNX_DISTRIBUTED_TIMEOUT if a rank is "
+                         "merely slow)", code=2)
+
+
+_hook_installed = False
+
+
+def _install_excepthook(dp: DataParallel) -> None:
+    """Uncaught exceptions on any rank abort the whole job instead of hanging the others."""
+    global _hook_installed
+    if _hook_installed:
+        return
+    previous = sys.excepthook
+
+    def hook(exc_type: Any, exc: BaseException, tb: Any) -> None:
+        previous(exc_type, exc, tb)
+        dp.abort(f"rank {dp.rank} of {dp.size} failed with an uncaught "
+                 f"{exc_type.__name__}: {exc}")
+
+    sys.excepthook = hook
+    _hook_installed = True
+
+
+class DataParallel:
+    """One MPI communicator's worth of data-parallel training (see the module docstring).
+
+    Args:
+        comm: an ``mpi4py.MPI.Comm``; ``MPI.COMM_WORLD`` when None.
+        timeout: seconds one rank may wait in a collective before the job is aborted;
+            ``NNX_DISTRIBUTED_TIMEOUT`` or 300 when None.
+        bucket_bytes: bound on one all-reduce buffer; None sends all gradients at once.
+        transport: ``"auto"``, ``"mpi"``, ``"nccl"``, ``"cuda-mpi"`` or ``"host"``
+            (:mod:`nnx.backends._comm`).
+
+    ``comm_seconds`` / ``pack_seconds`` accumulate the time spent in the all-reduce
+    (waiting for slower ranks included) and in packing, for benchmarks.
+    """
+
+    def __init__(self, comm: Any = None, *, timeout: float | None = None,
+                 bucket_bytes: int | None = None, transport: str = "auto") -> None:
+        MPI = _mpi()
+        from .backends import _comm
+
+        if transport not in _comm.TRANSPORTS:
+            raise ValueError(f"unknown transport {transport!r}; choose one of "
+                             f"{', '.join(_comm.TRANSPORTS)}")
+        self.comm = MPI.COMM_WORLD if comm is None else comm
+        self.rank: int = self.comm.Get_rank()
+        self.size: int = self.comm.Get_size()
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds; got {timeout!r}")
+        self.timeout = float(timeout) if timeout is not None else _env_timeout()
+        self.bucket_bytes = bucket_bytes
+        self.transport = transport
+        self._reducers: dict[int, Any] = {}
+        self._layout: GradientBuckets | None = None
+        self._watchdog = _Watchdog(self) if self.size > 1 else None
+        self.comm_seconds = 0.0
+        self.pack_seconds = 0.0
+        self.steps = 0
+        if self.size > 1:
+            _install_excepthook(self)
+
+    def __repr__(self) -> str:
+        return (f"DataParallel(rank={self.rank}, size={self.size}, timeout={self.timeout:g}, "
+                f"transport={self.transport!r})")
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    # -- failure handling --------------------------------------------------------------------
+    def abort(self, message: str, code: int = 1) -> None:
+        """Print ``message`` to stderr and stop every rank of the job (``MPI_Abort``)."""
+        sys.stderr.write(f"\nnnx.distributed: {message}; aborting all {self.size} ranks\n")
+        sys.stderr.flush()
+        self.comm.Abort(code)
+
+    def _collective(self, what: str, fn: Any, *args: Any) -> Any:
+        wd = self._watchdog
+        if wd is None:
+            return fn(*args)
+        wd.arm(what)
+        try:
+            return fn(*args)
+        finally:
+            wd.disarm()
+
+    # -- the training-loop hooks (called by nnx.training) ------------------------------------
+    def start(self, model: Any, *, n: int, n_batches: int, seed: Any) -> Any:
+        """Before the first step: check that every rank holds the same problem, copy rank 0's
+        weights to all ranks, build the gradient buckets; returns the seed all ranks use."""
+        dense = model.dense_layers
+        backend = dense[0].backend
+        shapes = [(name, tuple(int(d) for d in p.shape)) for name, p in model.parameters().items()]
+        mine = (n, n_batches, dense[0].dtype, backend.name, shapes)
+        every = self._collective("checking that all ranks train the same problem",
+                                 self.comm.allgather, mine)
+        if any(other != every[0] for other in every):
+            lines = "\n".join(f"  rank {r}: {n_r} rows, {b_r} batches, {d_r}, {be_r}, {s_r}"
+                              for r, (n_r, b_r, d_r, be_r, s_r) in enumerate(every))
+            raise ValueError("nnx.distributed: the ranks disagree on the data or the model; "
+                             "every rank must pass the same X, y, batch_size and model:\n"
+                             + lines)
+        self._broadcast_parameters(model)
+        if seed is None and self.rank == 0:
+            seed = secrets.randbits(128)
+        seed = self._collective("agreeing on the shuffling seed", self.comm.bcast, seed, 0)
+        self._layout = GradientBuckets(model, bucket_bytes=self.bucket_bytes)
+        key = id(backend)
+        if key not in self._reducers:
+            from .backends import _comm
+
+            self._reducers[key] = _comm.all_reducer(backend, self.comm, self.transport)
+        self._reduce = self._reducers[key]
+        return seed
+
+    def _broadcast_parameters(self, model: Any) -> None:
+        for layer in model.dense_layers:
+            backend = layer.backend
+            for name in layer.param_names:
+                p = getattr(layer, name)
+                if p is None:
+                    continue
+                host = backend.to_numpy(p)
+                self._collective("broadcasting rank 0's weights", self.comm.Bcast, host, 0)
+                if self.rank != 0:
+                    setattr(layer, name, backend.from_numpy(host))
+
+    def shard(self, a: int, b: int) -> tuple[int, int]:
+        """This rank's rows [lo, hi) of the global batch [a, b): near-equal contiguous parts,
+        the first (b − a) mod N ranks one row longer (possibly empty for tiny batches)."""
+        q, rem = divmod(b - a, self.size)
+        lo = a + self.rank * q + min(self.rank, rem)
+        return lo, lo + q + (1 if self.rank < rem else 0)
+
+    def all_reduce(self, value: Array | None, n_local: int, n_global: int) -> Array:
+        """Replace every gradient by the global batch's and return the global batch's loss.
+
+        ``value`` is the loss over this rank's ``n_local`` rows (None when it has none);
+        gradients are weighted by ``n_local / n_global`` and summed over the ranks.
+        """
+        layout = self._layout
+        if layout is None:
+            raise RuntimeError("DataParallel.all_reduce before start(): call start() first")
+        weight = n_local / n_global
+        loss = None
+        for k in range(len(layout.buckets)):
+            t0 = time.perf_counter()
+            buf = layout.pack(k, weight=weight, loss=value)
+            t1 = time.perf_counter()
+            buf = self._collective("the gradient all-reduce", self._reduce, buf)
+            t2 = time.perf_counter()
+            out = layout.unpack(k, buf)
+            loss = out if out is not None else loss
+            self.pack_seconds += (t1 - t0) + (time.perf_counter() - t2)
+            self.comm_seconds += t2 - t1
+        self.steps += 1
+        return loss
+
+    def reset_stats(self) -> None:
+        self.comm_seconds = self.pack_seconds = 0.0
+        self.steps = 0
+
+
+@contextmanager
+def data_parallel(comm: Any = None, *, timeout: float | None = None,
+                  bucket_bytes: int | None = None, transport: str = "auto"
+                  ) -> Iterator[DataParallel]:
+    """Train data-parallel inside the block: every ``fit`` there uses it (``distributed=None``).
+
+    An exception leaving the block on one rank aborts all ranks (they would otherwise
+    wait for it forever); ``sys.exit(0)`` does not. Arguments as :class:`DataParallel`.
+    """
+    dp = DataParallel(comm, timeout=timeout, bucket_bytes=bucket_bytes, transport=transport)
+    _stack.append(dp)
+    try:
+        yield dp
+    except SystemExit as exc:
+        if exc.code not in (None, 0) and dp.size > 1:
+            dp.abort(f"rank {dp.rank} of {dp.size} exited with status {exc.code!r}")
+        raise
+    except BaseException as exc:
+        if dp.size > 1:
+            traceback.print_exc()
+            dp.abort(f"rank {dp.rank} of {dp.size} failed with {type(exc).__name__}: {exc}")
+        raise
+    finally:
+        _stack.remove(dp)
+
+
+def resolve(distributed: Any) -> DataParallel | None:
+    """What ``fit(distributed=...)`` means: None → the enclosing ``data_parallel`` block, if
+    any; False → one process; True → that block or ``MPI.COMM_WORLD``; a DataParallel → it."""
+    if distributed is None:
+        return _stack[-1] if _stack else None
+    if distributed is False:
+        return None
+    if distributed is True:
+        return _stack[-1] if _stack else _world_dp()
+    if isinstance(distributed, DataParallel):
+        return distributed
+    raise TypeError(f"distributed must be None, True, False or an nnx.distributed.DataParallel; "
+                    f"got {distributed!r}")

@@ -1,0 +1,182 @@
+"""Gradients of every layer packed into a few contiguous buffers, for one all-reduce each.
+
+Data-parallel training sums every rank's gradients after each backward pass. One
+collective call per parameter array would pay the network latency once per array
+(2 per Dense layer); packing them into one flat buffer — or a few buckets of bounded
+size — pays it once per bucket::
+
+    layout = GradientBuckets(model)                  # offsets computed once per fit
+    for k in range(len(layout.buckets)):
+        buf = layout.pack(k, weight=n_r / n, loss=value)   # (size,) = weight · [dW₀, db₀, …, loss]
+        buf = all_reduce_sum(buf)
+        loss = layout.unpack(k, buf)                 # dW, db become views of buf (no copy)
+
+The loss value rides in the last bucket's final slot, so reducing it costs no extra
+message. Everything here is Array API standard code (``concat``, ``reshape``, 1-d
+slices); it runs on every backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+Array = Any
+
+__all__ = ["Slot", "Bucket", "GradientBuckets"]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one parameter's gradient lives in its bucket.
+
+    ``layer.<grad>`` (shape ``shape``, ``size`` elements) occupies
+    ``buffer[offset : offset + size]`` of bucket ``bucket``.
+    """
+
+    layer: Any
+    name: str          # the parameter, "W" or "b"
+    grad: str          # its gradient attribute, "dW" or "db"
+    shape: tuple[int, ...]
+    size: int
+    bucket: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Consecutive slots sent as one buffer of ``size`` elements (plus the loss, if last)."""
+
+    slots: tuple[Slot, ...]
+    size: int
+    has_loss: bool
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+class GradientBuckets:
+    """The bucket layout of a model's gradients, and packing to and from flat buffers.
+
+    Args:
+        model: a Sequential (its ``dense_layers``) or a list of layers with parameters.
+        bucket_bytes: upper bound on one bucket's bytes; parameters are taken in layer
+            order and a new bucket starts when the next one would overflow it (a single
+            parameter larger than the bound gets a bucket of its own). None: one bucket.
+        with_loss: reserve the final element of the last bucket for the loss value.
+    """
+
+    def __init__(self, model: Any, *, bucket_bytes: int | None = None,
+                 with_loss: bool = True) -> None:
+        layers = getattr(model, "dense_layers", None)
+        layers = list(model) if layers is None else layers
+        if not layers:
+            raise ValueError("GradientBuckets: the model has no layer with parameters")
+        if bucket_bytes is not None and (isinstance(bucket_bytes, bool)
+                                         or not isinstance(bucket_bytes, int)
+                                         or bucket_bytes < 1):
+            raise ValueError(f"GradientBuckets: bucket_bytes must be a positive int or None; "
+                             f"got {bucket_bytes!r}")
+        first = layers[0]
+        self.backend = first.backend
+        self.xp = xp = first.backend.xp
+        self.dtype = getattr(xp, first.dtype)
+        itemsize = 8 if first.dtype == "float64" else 4
+        for layer in layers:
+            if layer.backend is not self.backend or layer.dtype != first.dtype:
+                raise ValueError(f"GradientBuckets: all layers must share one backend and "
+                                 f"dtype to share a buffer; {layer!r} differs from {first!r}")
+        limit = None if bucket_bytes is None else max(1, bucket_bytes // itemsize)
+        groups: list[list[tuple[Any, str, tuple[int, ...], int]]] = [[]]
+        used = 0
+        for layer in layers:
+            for name in layer.param_names:
+                p = getattr(layer, name)
+                if p is None:
+                    continue
+                shape = tuple(int(d) for d in p.shape)
+                size = _numel(shape)
+                if limit is not None and groups[-1] and used + size > limit:
+                    groups.append([])
+                    used = 0
+                groups[-1].append((layer, name, shape, size))
+                used += size
+        buckets = []
+        for k, group in enumerate(groups):
+            slots, offset = [], 0
+            for layer, name, shape, size in group:
+                slots.append(Slot(layer, name, "d" + name, shape, size, k, offset))
+                offset += size
+            last = k == len(groups) - 1
+            buckets.append(Bucket(tuple(slots), offset + (1 if with_loss and last else 0),
+                                  with_loss and last))
+        self.buckets: tuple[Bucket, ...] = tuple(buckets)
+        self.with_loss = with_loss
+
+    @property
+    def slots(self) -> list[Slot]:
+        """Every slot, in layer order."""
+        return [s for b in self.buckets for s in b.slots]
+
+    @property
+    def num_elements(self) -> int:
+        """Elements sent per step, over all buckets (the loss included)."""
+        return sum(b.size for b in self.buckets)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(str(b.size) for b in self.buckets)
+        return f"GradientBuckets({len(self.buckets)} bucket(s) of [{sizes}] elements)"
+
+    def pack(self, k: int, *, weight: float = 1.0, loss: Array | float | None = None) -> Array:
+        """Bucket ``k`` as a new flat array (size,): ``weight · [grads…, loss]``.
+
+        ``weight == 0`` (a rank whose share of the batch is empty) sends zeros without
+        reading the gradients, which may be missing or stale. The loss slot holds
+        ``loss`` (0 when None).
+        """
+        bucket = self.buckets[k]
+        xp = self.xp
+        if weight == 0:
+            return xp.zeros((bucket.size,), dtype=self.dtype, device=self.backend.device)
+        parts = []
+        for s in bucket.slots:
+            g = getattr(s.layer, s.grad)
+            if g is None:
+                raise RuntimeError(f"{s.layer!r} has no gradient {s.grad}: run backward() "
+                                   "before reducing the gradients")
+            parts.append(xp.reshape(g, (s.size,)))
+        if bucket.has_loss:
+            parts.append(self._loss_slot(loss))
+        buf = xp.concat(parts) if len(parts) > 1 else xp.asarray(parts[0], copy=True)
+        if weight != 1:
+            buf *= weight
+        return buf
+
+    def _loss_slot(self, loss: Array | float | None) -> Array:
+        xp = self.xp
+        if loss is None:
+            loss = 0.0
+        if not self.backend.owns(loss):
+            return xp.asarray([float(loss)], dtype=self.dtype, device=self.backend.device)
+        if loss.dtype != self.dtype:
+            loss = xp.astype(loss, self.dtype)
+        return xp.reshape(loss, (1,))
+
+    def unpack(self, k: int, buf: Array) -> Array | None:
+        """Point every gradient of bucket ``k`` at its slice of ``buf``; return the loss slot.
+
+        The gradients become views of ``buf`` where the library has views (NumPy, CuPy,
+        PyTorch) — no copy. Returns a 0-d array (the loss), or None without a loss slot.
+        """
+        bucket = self.buckets[k]
+        if tuple(buf.shape) != (bucket.size,):
+            raise ValueError(f"bucket {k} holds {bucket.size} elements; got a buffer of shape "
+                             f"{tuple(buf.shape)}")
+        xp = self.xp
+        for s in bucket.slots:
+            setattr(s.layer, s.grad, xp.reshape(buf[s.offset:s.offset + s.size], s.shape))
+        return buf[bucket.size - 1] if bucket.has_loss else None
