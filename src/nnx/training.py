@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import backends as _registry
+from . import dask_predict as _dask_predict
 from . import distributed as _distributed
 from . import losses as _losses
 from . import optim as _optim
@@ -377,12 +378,16 @@ def predict(model: Any, X: Any, batch_size: int | None = None) -> Array:
 
     ``X`` is converted like :func:`fit`'s. The output is what the last layer produces
     (logits for a model without an output activation). ``batch_size`` bounds memory.
+    A ``dask.array`` chunked along the rows gives a lazy dask array, scored chunk by
+    chunk with the weights as they are now (:mod:`nnx.dask_predict`).
     """
     dense = getattr(model, "dense_layers", None)
     if not dense:
         raise ValueError(f"predict: {type(model).__name__} has no Dense layer")
     if batch_size is not None:
         _positive_int("batch_size", batch_size)
+    if _dask_predict.is_dask_array(X):  # out of core: one chunk at a time, lazily
+        return _dask_predict.predict(model, X, batch_size=batch_size)
     backend = dense[0].backend
     xp = backend.xp
     X = _convert("X", X, backend)
