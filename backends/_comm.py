@@ -128,7 +128,7 @@ def all_reducer(backend: Any, comm: Any, transport: str = "auto") -> Callable[[A
 
 def nccl_dtype(nccl: Any, dtype: Any) -> Any:
     """The NCCL data type constant for a float32/float64 array dtype."""
-    name = np.dtype(str(dtype)).name
+    name = np.dtype(dtype).name
     table = {"float32": nccl.NCCL_FLOAT32, "float64": nccl.NCCL_FLOAT64}
     if name not in table:
         raise ValueError(f"nnx.distributed reduces float32 or float64 gradients; got {name}")

@@ -196,13 +196,12 @@ class DataParallel:
 
     def __init__(self, comm: Any = None, *, timeout: float | None = None,
                  bucket_bytes: int | None = None, transport: str = "auto") -> None:
-        MPI = _mpi()
         from .backends import _comm
 
         if transport not in _comm.TRANSPORTS:
             raise ValueError(f"unknown transport {transport!r}; choose one of "
                              f"{', '.join(_comm.TRANSPORTS)}")
-        self.comm = MPI.COMM_WORLD if comm is None else comm
+        self.comm = _mpi().COMM_WORLD if comm is None else comm
         self.rank: int = self.comm.Get_rank()
         self.size: int = self.comm.Get_size()
         if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
@@ -216,8 +215,6 @@ class DataParallel:
         self.comm_seconds = 0.0
         self.pack_seconds = 0.0
         self.steps = 0
-        if self.size > 1:
-            _install_excepthook(self)
 
     def __repr__(self) -> str:
         return (f"DataParallel(rank={self.rank}, size={self.size}, timeout={self.timeout:g}, "
@@ -248,6 +245,8 @@ class DataParallel:
     def start(self, model: Any, *, n: int, n_batches: int, seed: Any) -> Any:
         """Before the first step: check that every rank holds the same problem, copy rank 0's
         weights to all ranks, build the gradient buckets; returns the seed all ranks use."""
+        if self.size > 1:
+            _install_excepthook(self)
         dense = model.dense_layers
         backend = dense[0].backend
         shapes = [(name, tuple(int(d) for d in p.shape)) for name, p in model.parameters().items()]
