@@ -8,7 +8,7 @@
     model.backward(dp, input_grad=False)      # fills every Dense's dW and db
 """
 
-from . import activations, init, losses, optim, training
+from . import activations, distributed, init, losses, optim, training
 from .activation_layers import (
     GELU,
     Identity,
@@ -38,7 +38,7 @@ from .sequential import MLP, Sequential
 __version__ = "0.1.0"
 
 __all__ = [
-    "activations", "init", "losses", "optim", "training",
+    "activations", "distributed", "init", "losses", "optim", "training",
     "Backend", "available_backends", "get_backend", "set_backend", "use_backend",
     "asarray", "to_numpy",
     "Layer", "Dense", "Identity", "Step", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU",
