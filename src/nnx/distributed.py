@@ -21,13 +21,18 @@ What each rank does, per global batch of rows [a, b) (n = b − a):
 4. steps the optimizer on the summed gradient — the same update on every rank, so the
    weights stay identical (they are broadcast from rank 0 once, when ``fit`` starts).
 
-Failures: an uncaught exception on any rank prints its traceback and calls
-``MPI_Abort``, which stops every rank at once (the ``data_parallel`` block does this
-even for exceptions it sees first). A rank killed outright is noticed by the launcher
-(MPICH's ``mpiexec`` then kills the others). A rank that hangs, or leaves the training
-loop while the others wait, is caught by a watchdog thread: a rank that waits longer
-than ``timeout`` seconds (``NNX_DISTRIBUTED_TIMEOUT``, default 300) in one collective
-call aborts the job with a message saying so.
+Failures: once a multi-rank ``fit`` has started, an uncaught exception on any rank
+prints its traceback and calls ``MPI_Abort``, which stops every rank at once (an
+exception leaving a ``data_parallel`` block does so even if a caller catches it later;
+an exception every rank catches, such as a divergence all ranks see, stops nothing).
+A rank killed outright is noticed by the launcher (MPICH's ``mpiexec`` then kills the
+others). A rank that hangs, or leaves the training loop while the others wait, is
+caught by a watchdog thread: a rank that waits longer than ``timeout`` seconds
+(``NNX_DISTRIBUTED_TIMEOUT``, default 300) in one collective call aborts the job with
+a message saying so.
+
+Cost: each rank holds the whole X, y (and permutes it every epoch); every rank
+evaluates ``validation_data`` in full. Only the minibatch arithmetic is divided.
 
 Device buffers: :mod:`nnx.backends._comm` chooses how the buffer travels (in-place MPI
 for NumPy and CPU PyTorch, NCCL on the device for CuPy, a host copy for JAX).
