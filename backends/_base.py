@@ -14,6 +14,8 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from ._ops import Ops
+
 
 @dataclass(frozen=True, eq=False)
 class Backend:
@@ -31,6 +33,14 @@ class Backend:
     device: Any
     array_type: Any = field(repr=False)
     adapter: ModuleType = field(repr=False)
+    #: the hot operations (:class:`~nnx.backends._ops.Ops`): the adapter's fast paths, or
+    #: the portable reference when it has none.
+    ops: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.ops is None:
+            make = getattr(self.adapter, "ops", None)
+            object.__setattr__(self, "ops", make(self.xp) if make else Ops(self.xp))
 
     # -- conversions -------------------------------------------------------------
     def from_numpy(self, a: np.ndarray) -> Any:
@@ -69,9 +79,34 @@ class Backend:
         """The Gauss error function, elementwise (for the exact GELU)."""
         return self.adapter.erf(x)
 
-    def synchronize(self) -> None:
-        """Block until all queued work on the device has finished (for timing)."""
+    def synchronize(self, *arrays: Any) -> None:
+        """Block until all queued work on the device, and ``arrays`` in particular, is done
+        (for timing: JAX dispatches asynchronously even on the CPU)."""
+        wait = getattr(self.adapter, "wait", None)
+        if arrays and wait is not None:
+            wait(arrays)
         self.adapter.synchronize(self.device)
+
+    def library_version(self) -> str:
+        """The array library's version string (for benchmark records)."""
+        fn = getattr(self.adapter, "library_version", None)
+        return fn() if fn else "unknown"
+
+    def device_name(self) -> str:
+        """A readable name of the device ("cpu", or the GPU's model)."""
+        fn = getattr(self.adapter, "device_name", None)
+        return fn(self.device) if fn else str(self.device)
+
+    def memory_tracker(self) -> Any:
+        """A tracker of the bytes this library allocates on the device, or None where the
+        library exposes no such count (torch and JAX on the CPU).
+
+        ``start()`` begins counting from zero, ``reset_peak()`` forgets the peak so far,
+        ``peak()`` is the most bytes live at once since then (relative to ``start``), and
+        ``stop()`` ends counting.
+        """
+        make = getattr(self.adapter, "memory_tracker", None)
+        return make(self.device) if make else None
 
     # -- model files: raw little-endian bytes, through a host copy ----------------------
     def to_bytes(self, x: Any) -> tuple[str, tuple[int, ...], bytes]:

@@ -49,3 +49,16 @@ def erf(x: Any) -> Any:
 
 def synchronize(device: Any) -> None:
     return None
+
+
+def library_version() -> str:
+    return xp.__version__
+
+
+def device_name(device: Any) -> str:
+    return "cpu"
+
+
+def memory_tracker(device: Any):
+    """array-api-strict wraps NumPy arrays, whose buffers ``tracemalloc`` sees."""
+    return _numpy_adapter.memory_tracker(device)

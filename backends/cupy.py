@@ -9,6 +9,8 @@ import cupy
 import numpy as np
 from cupyx.scipy.special import erf as _erf
 
+from ._ops import Ops as _Ops
+
 
 def available() -> str | None:
     try:
@@ -53,3 +55,103 @@ def erf(x: cupy.ndarray) -> cupy.ndarray:
 
 def synchronize(device: Any) -> None:
     device.synchronize()
+
+
+def library_version() -> str:
+    return cupy.__version__
+
+
+def device_name(device: Any) -> str:
+    name = cupy.cuda.runtime.getDeviceProperties(device.id)["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+# -- fast paths (each checked against the portable Ops in tests/test_fastpaths.py) ------
+# One fused kernel where the portable expression launches two or three; products and
+# sums write into nnx's previous gradient buffers instead of taking fresh pool blocks.
+
+_relu_backward = cupy.ElementwiseKernel(
+    "T dy, T a", "T dz",
+    "dz = dy * (a > (T)0 ? (T)1 : (T)0)",          # dL/dz = dL/da ⊙ [a > 0]
+    "nnx_relu_backward")
+
+_sub_scaled = cupy.ElementwiseKernel(
+    "T g, T alpha", "T p",
+    "p -= alpha * g",                              # p ← p − α g, in place
+    "nnx_sub_scaled")
+
+
+class CupyOps(_Ops):
+    """CuPy fast paths: ``out=`` products and sums, fused elementwise kernels."""
+
+    kind = "cupy"
+
+    def matmul(self, a, b, out=None):
+        if (out is not None and out.shape == (a.shape[0], b.shape[1])
+                and out.dtype == a.dtype == b.dtype):
+            return cupy.matmul(a, b, out=out)
+        return cupy.matmul(a, b)
+
+    def sum_rows(self, x, out=None):
+        if out is not None and out.shape == x.shape[1:] and out.dtype == x.dtype:
+            return cupy.sum(x, axis=0, out=out)
+        return cupy.sum(x, axis=0)
+
+    def relu_backward(self, dy, a):
+        return _relu_backward(dy, a)
+
+    def sub_scaled(self, p, g, alpha):
+        if p.dtype != g.dtype or p.shape != g.shape:
+            p -= alpha * g
+            return p
+        _sub_scaled(g, p.dtype.type(alpha), p)
+        return p
+
+
+def ops(xp: Any) -> CupyOps:
+    return CupyOps(xp)
+
+
+class _PoolPeak(cupy.cuda.MemoryHook):
+    """Counts the bytes handed out by CuPy's memory pool, and their peak."""
+
+    name = "nnx_pool_peak"
+
+    def __init__(self) -> None:
+        self.current = 0
+        self.peak = 0
+
+    def malloc_postprocess(self, **kwargs: Any) -> None:
+        self.current += kwargs["mem_size"]
+        if self.current > self.peak:
+            self.peak = self.current
+
+    def free_postprocess(self, **kwargs: Any) -> None:
+        self.current -= kwargs["mem_size"]
+
+
+class _PoolTracker:
+    """Peak bytes of CuPy's memory pool (rounded block sizes) since ``start``."""
+
+    def __init__(self, device: Any) -> None:
+        self._device = device
+        self._hook = _PoolPeak()
+
+    def start(self) -> None:
+        self._device.synchronize()
+        self._hook.__enter__()
+
+    def reset_peak(self) -> None:
+        self._device.synchronize()
+        self._hook.peak = self._hook.current
+
+    def peak(self) -> int:
+        self._device.synchronize()
+        return self._hook.peak
+
+    def stop(self) -> None:
+        self._hook.__exit__(None, None, None)
+
+
+def memory_tracker(device: Any) -> _PoolTracker:
+    return _PoolTracker(device)

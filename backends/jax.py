@@ -51,3 +51,16 @@ def erf(x: jax.Array) -> jax.Array:
 
 def synchronize(device: Any) -> None:
     (jax.device_put(0.0, device) + 0).block_until_ready()
+
+
+def library_version() -> str:
+    return jax.__version__
+
+
+def device_name(device: Any) -> str:
+    return str(getattr(device, "device_kind", device))
+
+
+def wait(arrays: Any) -> None:
+    """Block until every array in ``arrays`` has been computed."""
+    jax.block_until_ready(arrays)

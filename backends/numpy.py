@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import threading
+import tracemalloc
 from typing import Any
 
 import array_api_compat.numpy as xp
 import numpy as np
+
+from ._ops import Ops as _Ops
 
 try:  # SciPy's erf is vectorised; fall back to math.erf element by element without it.
     from scipy.special import erf as _scipy_erf
@@ -50,3 +54,93 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 def synchronize(device: Any) -> None:
     return None
+
+
+def library_version() -> str:
+    return np.__version__
+
+
+def device_name(device: Any) -> str:
+    return "cpu"
+
+
+# -- fast paths (each checked against the portable Ops in tests/test_fastpaths.py) ------
+
+#: elements per slice of the in-place update: its scratch slice (1 MiB of float32) stays in
+#: cache, where a whole-array `alpha * g` temporary would cost a full extra pass (and its
+#: page faults) through memory.
+UPDATE_CHUNK = 1 << 18
+
+
+class NumpyOps(_Ops):
+    """NumPy's ``out=`` arguments: gradients written into their previous buffers, no
+    float copy of the ReLU mask, and parameter updates without a full-size temporary."""
+
+    kind = "numpy"
+
+    def __init__(self, xp: Any) -> None:
+        super().__init__(xp)
+        self._scratch = threading.local()
+
+    def matmul(self, a, b, out=None):
+        if (out is not None and out.shape == (a.shape[0], b.shape[1])
+                and out.dtype == a.dtype == b.dtype):
+            return np.matmul(a, b, out=out)
+        return np.matmul(a, b)
+
+    def sum_rows(self, x, out=None):
+        if out is not None and out.shape == x.shape[1:] and out.dtype == x.dtype:
+            return np.add.reduce(x, axis=0, out=out)
+        return np.add.reduce(x, axis=0)
+
+    def relu_backward(self, dy, a):
+        return np.multiply(dy, a > 0)      # bool × float: no float copy of the mask
+
+    def sub_scaled(self, p, g, alpha):
+        n = p.size
+        if (n <= UPDATE_CHUNK or not p.flags.c_contiguous or not g.flags.c_contiguous
+                or p.dtype != g.dtype or p.shape != g.shape):
+            p -= alpha * g
+            return p
+        buf = getattr(self._scratch, "buf", None)
+        if buf is None or buf.dtype != p.dtype:
+            buf = self._scratch.buf = np.empty(UPDATE_CHUNK, dtype=p.dtype)
+        flat_p, flat_g = p.reshape(-1), g.reshape(-1)
+        for i in range(0, n, UPDATE_CHUNK):
+            j = min(i + UPDATE_CHUNK, n)
+            step = np.multiply(flat_g[i:j], alpha, out=buf[: j - i])   # α g, one slice
+            np.subtract(flat_p[i:j], step, out=flat_p[i:j])            # p ← p − α g
+        return p
+
+
+def ops(xp: Any) -> NumpyOps:
+    return NumpyOps(xp)
+
+
+def memory_tracker(device: Any) -> _TraceMalloc:
+    """NumPy reports its array buffers to ``tracemalloc``: count them."""
+    return _TraceMalloc()
+
+
+class _TraceMalloc:
+    """Bytes allocated (through Python's allocators and NumPy's) since ``start``."""
+
+    def __init__(self) -> None:
+        self._was_tracing = False
+
+    def start(self) -> None:
+        self._was_tracing = tracemalloc.is_tracing()
+        if not self._was_tracing:
+            tracemalloc.start()
+        self._base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+
+    def reset_peak(self) -> None:
+        tracemalloc.reset_peak()
+
+    def peak(self) -> int:
+        return tracemalloc.get_traced_memory()[1] - self._base
+
+    def stop(self) -> None:
+        if not self._was_tracing:
+            tracemalloc.stop()

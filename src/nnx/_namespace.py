@@ -6,11 +6,21 @@ from typing import Any
 
 from . import backends as _registry
 
+#: array type → its namespace, filled on first sight: the full lookup costs microseconds,
+#: as much as a whole layer of a tiny network.
+_NAMESPACE_OF_TYPE: dict[type, Any] = {}
+
 
 def namespace_of(*arrays: Any, xp: Any = None) -> Any:
     """``xp`` if given, else the namespace shared by ``arrays`` (mixing libraries is an error)."""
     if xp is not None:
         return xp
+    kind = type(arrays[0]) if arrays else None
+    if all(type(a) is kind for a in arrays):
+        found = _NAMESPACE_OF_TYPE.get(kind)
+        if found is None:
+            found = _NAMESPACE_OF_TYPE[kind] = _registry.backend_of(*arrays).xp
+        return found
     return _registry.backend_of(*arrays).xp
 
 

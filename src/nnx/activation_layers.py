@@ -2,7 +2,8 @@
 
 The namespace is looked up once per array type, not on every call, so tiny networks
 are not dominated by that lookup. Derivatives reuse the cached output where the
-closed form allows (σ' = a(1 − a), tanh' = 1 − a²).
+closed form allows (σ' = a(1 − a), tanh' = 1 − a², ReLU' = [a > 0]); those layers cache
+only ``a``, so the pre-activation ``z`` can be freed after the forward pass.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import array_api_compat
 
 from . import activations as F
+from . import backends as _registry
 from .layers import Layer
 
 Array = Any
@@ -23,13 +25,17 @@ __all__ = [
 
 
 class ActivationLayer(Layer):
-    """A parameter-free elementwise layer; subclasses define ``_f`` and ``_df``."""
+    """A parameter-free elementwise layer; subclasses define ``_f`` and either ``_df``
+    (f' from z and a; z is None when ``needs_input`` is False) or the whole ``_vjp``."""
 
     name = "activation"
+    #: whether backward needs z itself; when False only a = f(z) is cached (z is None).
+    needs_input = True
 
     def __init__(self) -> None:
         self._type: type | None = None
         self._xp: Any = None
+        self._ops: Any = None
         self._z: Array | None = None
         self._a: Array | None = None
 
@@ -39,24 +45,25 @@ class ActivationLayer(Layer):
     def _namespace(self, x: Array) -> Any:
         if type(x) is not self._type:
             self._xp = array_api_compat.array_namespace(x)
+            self._ops = _registry.backend_of(x).ops
             self._type = type(x)
         return self._xp
 
     def forward(self, x: Array) -> Array:
-        """a = f(z), caching z and a. Any shape."""
+        """a = f(z), caching a (and z when backward needs it). Any shape."""
         xp = self._namespace(x)
         a = self._f(x, xp)
-        self._z, self._a = x, a
+        self._z, self._a = (x if self.needs_input else None), a
         return a
 
     def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
         """dL/dz = dL/da ⊙ f'(z)."""
-        if self._z is None:
+        if self._a is None:
             raise self._no_cache()
         if not input_grad:
             return None
-        if tuple(dy.shape) != tuple(self._z.shape):
-            raise ValueError(f"{self!r}.backward expects dL/da of shape {tuple(self._z.shape)}; "
+        if tuple(dy.shape) != tuple(self._a.shape):
+            raise ValueError(f"{self!r}.backward expects dL/da of shape {tuple(self._a.shape)}; "
                              f"got {tuple(dy.shape)}")
         return self._vjp(dy, self._xp)
 
@@ -74,6 +81,7 @@ class Identity(ActivationLayer):
     """f(z) = z: a linear output (regression)."""
 
     name = "identity"
+    needs_input = False
 
     def _f(self, z, xp):
         return z
@@ -98,6 +106,7 @@ class Sigmoid(ActivationLayer):
     """σ(z) = 1/(1 + e^(−z)); σ'(z) = a(1 − a)."""
 
     name = "sigmoid"
+    needs_input = False
 
     def _f(self, z, xp):
         return F.sigmoid(z, xp=xp)
@@ -110,6 +119,7 @@ class Tanh(ActivationLayer):
     """tanh(z); tanh'(z) = 1 − a²."""
 
     name = "tanh"
+    needs_input = False
 
     def _f(self, z, xp):
         return xp.tanh(z)
@@ -119,15 +129,16 @@ class Tanh(ActivationLayer):
 
 
 class ReLU(ActivationLayer):
-    """max(0, z); derivative 1 where z > 0, else 0."""
+    """max(0, z); derivative 1 where z > 0, else 0 (a > 0 exactly where z > 0)."""
 
     name = "relu"
+    needs_input = False
 
     def _f(self, z, xp):
         return xp.maximum(z, 0.0)
 
-    def _df(self, z, a, xp):
-        return xp.astype(z > 0, z.dtype)
+    def _vjp(self, dy, xp):
+        return self._ops.relu_backward(dy, self._a)   # dL/dz = dL/da ⊙ [a > 0]
 
 
 class LeakyReLU(ActivationLayer):
@@ -177,6 +188,7 @@ class Softmax(ActivationLayer):
     """
 
     name = "softmax"
+    needs_input = False
 
     def _f(self, z, xp):
         return F.softmax(z, xp=xp)

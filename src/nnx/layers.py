@@ -94,8 +94,12 @@ class Dense(Layer):
         self._W = _init.get(init)((out_features, in_features), seed=seed, dtype=dtype,
                                   backend=self.backend)
         self._b = _init.zeros((out_features,), dtype=dtype, backend=self.backend) if bias else None
+        self._ops = self.backend.ops
         self.dW: Array | None = None
         self.db: Array | None = None
+        # the gradient arrays this layer made: the next backward may write into them
+        self._dW_own: Array | None = None
+        self._db_own: Array | None = None
         self._x: Array | None = None
 
     def __repr__(self) -> str:
@@ -165,6 +169,9 @@ class Dense(Layer):
         """Given δ = dL/dZ of shape (n, out): set ``dW`` and ``db``; return dL/dX (n, in).
 
         With ``input_grad=False`` the product for dL/dX is skipped and None returned.
+        Where the backend can write in place (NumPy, CuPy), ``dW`` and ``db`` are
+        overwritten in the arrays of the previous backward, as PyTorch reuses ``.grad``:
+        copy them to keep them across steps.
         """
         x = self._x
         if x is None:
@@ -172,7 +179,11 @@ class Dense(Layer):
         if tuple(dy.shape) != (x.shape[0], self.out_features):
             raise ValueError(f"{self!r}.backward expects dL/dZ of shape "
                              f"{(x.shape[0], self.out_features)}; got {tuple(dy.shape)}")
-        self.dW = dy.T @ x                         # dL/dW = δᵀ X        (out, in)
+        ops = self._ops
+        # Reuse only gradient arrays this layer made, never one assigned from outside.
+        out_W = self.dW if self.dW is self._dW_own else None
+        out_b = self.db if self.db is self._db_own else None
+        self.dW = self._dW_own = ops.matmul(dy.T, x, out=out_W)   # dL/dW = δᵀ X      (out, in)
         if self._b is not None:
-            self.db = self._xp.sum(dy, axis=0)     # dL/db = Σ_rows δ    (out,)
-        return dy @ self._W if input_grad else None  # dL/dX = δ W      (n, in)
+            self.db = self._db_own = ops.sum_rows(dy, out=out_b)  # dL/db = Σ_rows δ  (out,)
+        return ops.matmul(dy, self._W) if input_grad else None    # dL/dX = δ W       (n, in)

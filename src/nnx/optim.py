@@ -86,12 +86,13 @@ class Optimizer:
 class _LayerState:
     """Per-layer optimizer state: a step count and one slot list per kind of buffer."""
 
-    __slots__ = ("names", "slots", "xp", "t", "a", "b")
+    __slots__ = ("names", "slots", "xp", "ops", "t", "a", "b")
 
     def __init__(self, layer: Any) -> None:
         self.names = tuple(layer.param_names)
         self.slots = tuple((i, name, "d" + name) for i, name in enumerate(self.names))
         self.xp = layer.backend.xp
+        self.ops = layer.backend.ops    # p -= α g without a full-size temporary where it can
         self.t = 0
         self.a: list[Array | None] = [None] * len(self.names)  # momentum buffer / Adam m
         self.b: list[Array | None] = [None] * len(self.names)  # Adam v
@@ -155,7 +156,7 @@ class SGD(Optimizer):
                 st.a[i] = buf
                 g = g + mu * buf if self.nesterov else buf
             q = p
-            p -= lr * g                             # p ← p − η g (in place)
+            p = st.ops.sub_scaled(p, g, lr)         # p ← p − η g (in place)
             if p is not q:                          # JAX rebinds instead of mutating
                 setattr(layer, name, p)
 

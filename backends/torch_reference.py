@@ -1,0 +1,161 @@
+"""PyTorch's own training step: the reference nnx's benchmark measures itself against.
+
+``torch.nn.Linear`` layers, autograd and ``torch.optim.SGD``, written as a PyTorch user
+would, on the torch device that matches the nnx backend under test (the same GPU for
+CuPy, or for torch and JAX on CUDA; the CPU otherwise). Everything PyTorch-specific
+the benchmark needs lives here, behind the backend fence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import torch as _torch_adapter
+
+__all__ = ["device_for", "Reference", "mlp_step", "dense_forward", "dense_forward_backward",
+           "count_kernel_launches"]
+
+_ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid,
+                "identity": torch.nn.Identity}
+
+
+def device_for(backend: Any) -> str | None:
+    """The torch device beside an nnx :class:`Backend`'s device; None if torch lacks it."""
+    name, device = backend.name, backend.device
+    if name == "torch":
+        return str(device)
+    if name == "cupy":
+        index = getattr(device, "id", 0)
+        return f"cuda:{index}" if torch.cuda.is_available() else None
+    if name == "jax" and getattr(device, "platform", "cpu") == "gpu":
+        return f"cuda:{getattr(device, 'id', 0)}" if torch.cuda.is_available() else None
+    return "cpu"
+
+
+class Reference:
+    """One callable unit of PyTorch work, with its device's ``synchronize``."""
+
+    def __init__(self, fn: Callable[[], Any], device: str, module: torch.nn.Module | None,
+                 data_bytes: int = 0) -> None:
+        self.fn = fn
+        self.device = torch.device(device)
+        self.module = module
+        self.data_bytes = data_bytes    # the input batch and targets it holds
+
+    def __call__(self) -> Any:
+        return self.fn()
+
+    def synchronize(self) -> None:
+        _torch_adapter.synchronize(self.device)
+
+    def memory_tracker(self) -> Any:
+        """Peak-memory tracker on CUDA (``max_memory_allocated``); None on the CPU."""
+        return _torch_adapter.memory_tracker(self.device)
+
+
+def _mlp(sizes: Sequence[int], activation: str, dtype: torch.dtype, device: str,
+         seed: int) -> torch.nn.Sequential:
+    torch.manual_seed(seed)
+    layers: list[torch.nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(torch.nn.Linear(n_in, n_out, dtype=dtype, device=device))
+        if i < len(sizes) - 2:
+            layers.append(_ACTIVATIONS[activation]())
+    return torch.nn.Sequential(*layers)
+
+
+def mlp_step(sizes: Sequence[int], batch: int, *, activation: str = "relu",
+             loss: str = "softmax_cross_entropy", lr: float = 0.01, device: str = "cpu",
+             dtype: str = "float32", seed: int = 0) -> Reference:
+    """A full PyTorch training step of the MLP ``sizes`` on a fixed random batch.
+
+    forward, loss (``F.cross_entropy`` on class ids, ``F.binary_cross_entropy_with_logits``
+    or ``F.mse_loss``), ``loss.backward()``, ``SGD.step()`` and ``zero_grad()``, as in
+    any PyTorch training loop.
+    """
+    dt = getattr(torch, dtype)
+    model = _mlp(sizes, activation, dt, device, seed)
+    rng = np.random.default_rng(seed)
+    x = torch.tensor(rng.standard_normal((batch, sizes[0])), dtype=dt, device=device)
+    k = sizes[-1]
+    if loss == "softmax_cross_entropy":
+        y = torch.tensor(rng.integers(0, k, batch), device=device)
+        loss_fn = torch.nn.functional.cross_entropy
+    elif loss == "sigmoid_binary_cross_entropy":
+        y = torch.tensor(rng.integers(0, 2, (batch, k)), dtype=dt, device=device)
+        loss_fn = torch.nn.functional.binary_cross_entropy_with_logits
+    elif loss == "mse":
+        y = torch.tensor(rng.standard_normal((batch, k)), dtype=dt, device=device)
+        loss_fn = torch.nn.functional.mse_loss
+    else:
+        raise ValueError(f"no PyTorch reference for loss {loss!r}")
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+
+    def step() -> None:
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    return Reference(step, device, model, _nbytes(x) + _nbytes(y))
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.element_size() * t.nelement()
+
+
+def _linear(n_in: int, n_out: int, batch: int, dtype: str, device: str,
+            seed: int) -> tuple[torch.nn.Linear, torch.Tensor, torch.Tensor]:
+    dt = getattr(torch, dtype)
+    torch.manual_seed(seed)
+    layer = torch.nn.Linear(n_in, n_out, dtype=dt, device=device)
+    rng = np.random.default_rng(seed)
+    x = torch.tensor(rng.standard_normal((batch, n_in)), dtype=dt, device=device)
+    dy = torch.tensor(rng.standard_normal((batch, n_out)), dtype=dt, device=device)
+    return layer, x, dy
+
+
+def dense_forward(n_in: int, n_out: int, batch: int, *, device: str = "cpu",
+                  dtype: str = "float32", seed: int = 0) -> Reference:
+    """``nn.Linear`` forward on a (batch, n_in) input, recording the autograd graph."""
+    layer, x, _ = _linear(n_in, n_out, batch, dtype, device, seed)
+    return Reference(lambda: layer(x), device, layer)
+
+
+def dense_forward_backward(n_in: int, n_out: int, batch: int, *, device: str = "cpu",
+                           dtype: str = "float32", seed: int = 0) -> Reference:
+    """``nn.Linear`` forward, then backward of a given dL/dy into weight, bias and input."""
+    layer, x, dy = _linear(n_in, n_out, batch, dtype, device, seed)
+    x.requires_grad_(True)
+
+    def fwd_bwd() -> None:
+        layer.zero_grad()
+        x.grad = None
+        layer(x).backward(dy)
+
+    return Reference(fwd_bwd, device, layer)
+
+
+def count_kernel_launches(fn: Callable[[], Any], device: str) -> int | None:
+    """CUDA kernels launched by one call of ``fn`` (any library's, seen through CUPTI by
+    ``torch.profiler``); None on the CPU or where the profiler cannot see kernels."""
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return None
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize(dev)
+    try:
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            fn()
+            torch.cuda.synchronize(dev)
+    except Exception:  # profiler unavailable (no CUPTI): report unknown, not a failure
+        return None
+    kernels = [e for e in prof.events()
+               if e.device_type == torch.autograd.DeviceType.CUDA and "memcpy" not in e.name.lower()
+               and "memset" not in e.name.lower()]
+    return len(kernels) or None
