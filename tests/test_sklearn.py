@@ -190,3 +190,24 @@ def test_import_of_nnx_does_not_import_scikit_learn():
                          check=True).stdout.strip()
     assert out == "False"
     assert nnx.optim is not None
+
+
+@pytest.mark.parametrize("params", [
+    dict(solver="adam"),
+    dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.01),
+    dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.01, early_stopping=True),
+])
+def test_stopping_epochs_match_scikit_learn(params, capsys):
+    # tol is huge, so no epoch counts as an improvement: when training stops (and how often
+    # "adaptive" divides the learning rate by 5 first) is fixed by the rules alone
+    X, y = load_iris(return_X_y=True)
+    common = dict(hidden_layer_sizes=(4,), tol=1e9, n_iter_no_change=2, max_iter=100,
+                  random_state=0, verbose=True, **params)
+    ours = MLPClassifier(backend="numpy", **common).fit(X, y)
+    ours_log = capsys.readouterr().out
+    theirs = neural_network.MLPClassifier(**common).fit(X, y)
+    theirs_log = capsys.readouterr().out
+    assert ours.n_iter_ == theirs.n_iter_ < 100
+    assert ours_log.count("Iteration ") == theirs_log.count("Iteration ") == ours.n_iter_
+    assert ours_log.count("Setting learning rate to") == theirs_log.count("Setting learning rate")
+    assert ours_log.splitlines()[-1].split(".")[0] == theirs_log.splitlines()[-1].split(".")[0]
