@@ -170,3 +170,13 @@ def test_parameters_dict_keys():
     net = nnx.MLP([2, 3, 1], seed=0)
     assert list(net.parameters()) == ["0.W", "0.b", "2.W", "2.b"]
     assert net.num_params == sum(int(np.prod(p.shape)) for p in net.parameters().values())
+
+
+def test_mlp_copies_an_activation_instance_per_position(backend, rng):
+    act = nnx.LeakyReLU(alpha=0.2)
+    net = nnx.MLP([3, 4, 4, 2], activation=act, seed=0, dtype="float64")
+    hidden = [layer for layer in net.layers if isinstance(layer, nnx.LeakyReLU)]
+    assert len(hidden) == 2 and hidden[0] is not hidden[1]
+    assert all(h.alpha == 0.2 for h in hidden)
+    x = backend.from_numpy(rng.standard_normal((5, 3)))
+    assert nnx.gradcheck(net, x, backend.from_numpy(rng.standard_normal((5, 2))), "mse") < 1e-6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -100,6 +101,13 @@ class Sequential(Layer):
         return predict(self, X, batch_size=batch_size)
 
 
+def _fresh_activation(spec: str | Layer | None) -> Layer:
+    """A new activation layer per position: a Layer passed in is copied, so that no two
+    positions share one forward cache."""
+    layer = make_activation(spec)
+    return copy.deepcopy(layer) if layer is spec else layer
+
+
 _HE_FAMILY = {"relu", "leaky_relu", "gelu", "gelu_tanh"}
 
 
@@ -143,9 +151,9 @@ class MLP(Sequential):
                                 backend=backend))
             is_output = i == len(sizes) - 2
             if not is_output:
-                layers.append(make_activation(activation))
+                layers.append(_fresh_activation(activation))
             elif output_activation is not None:
-                layers.append(make_activation(output_activation))
+                layers.append(_fresh_activation(output_activation))
         super().__init__(*layers)
         self.sizes = sizes
         self.activation = activation
