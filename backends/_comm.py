@@ -153,3 +153,31 @@ def _nccl_reducer(backend: Any, comm: Any) -> Callable[[Any], Any]:
         return buf
     reduce_nccl.communicator = ncomm  # type: ignore[attr-defined]
     return reduce_nccl
+
+
+#: the environment variables through which a user sizes the CPU thread pools.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_host_threads(backend: Any, threads: int) -> list[str]:
+    """Cap this process's CPU thread pools at ``threads``; returns the pools capped.
+
+    BLAS and OpenMP pools through threadpoolctl (when installed), and PyTorch's intra-op
+    pool on the torch backend. Several ranks on one node would otherwise each start one
+    thread per core, and spinning BLAS threads on oversubscribed cores are many times
+    slower than one thread each.
+    """
+    capped = []
+    try:
+        import threadpoolctl
+    except ImportError:
+        threadpoolctl = None
+    if threadpoolctl is not None:
+        threadpoolctl.threadpool_limits(threads)
+        capped += [info["internal_api"] for info in threadpoolctl.threadpool_info()]
+    if backend.name == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        capped.append("torch")
+    return capped

@@ -130,6 +130,8 @@ def sweep(args: argparse.Namespace, argv: list[str]) -> None:
     # with one, then the data-parallel jobs with cores // ranks threads each
     plans = [(1, True, cores), (1, True, 1)] + [
         (int(r), False, max(1, cores // int(r))) for r in args.ranks.split(",")]
+    if cores > 1 and (1, False, cores) in plans:   # and 1 rank on 1 thread, like each of N
+        plans.insert(plans.index((1, False, cores)) + 1, (1, False, 1))
     best: dict[tuple, dict] = {}
     load = [os.getloadavg()[0]]
     for _ in range(args.rounds):

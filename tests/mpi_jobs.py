@@ -137,8 +137,11 @@ def root_only(out: str) -> None:
             progress=True, distributed=True)
     finally:
         training._progress_bar = real
+    import threadpoolctl
+
     mine = {"rank": distributed.rank(), "size": distributed.size(),
-            "is_root": distributed.is_root(), "progress": shown}
+            "is_root": distributed.is_root(), "progress": shown,
+            "blas_threads": sorted({i["num_threads"] for i in threadpoolctl.threadpool_info()})}
     every = distributed.DataParallel().comm.gather(mine, root=0)
     if distributed.is_root():
         with open(os.path.join(out, "ranks.json"), "w") as f:

@@ -48,10 +48,15 @@ def _jobs():
     return module
 
 
-def _launch(n: int, *args: str, timeout: float = 60, env: dict | None = None):
-    """Run ``mpiexec -n n python tests/mpi_jobs.py args…``; (returncode, output, seconds)."""
-    environ = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-                   MKL_NUM_THREADS="1", **(env or {}))
+def _launch(n: int, *args: str, timeout: float = 60, env: dict | None = None,
+            threads: bool = True):
+    """Run ``mpiexec -n n python tests/mpi_jobs.py args…``; (returncode, output, seconds).
+
+    One BLAS thread per rank, unless ``threads=False`` leaves the thread pools unsized."""
+    environ = {k: v for k, v in os.environ.items() if k not in _comm.THREAD_VARS}
+    if threads:
+        environ.update({v: "1" for v in _comm.THREAD_VARS})
+    environ.update(env or {})
     start = time.monotonic()
     proc = subprocess.run([MPIEXEC, "-n", str(n), sys.executable, JOBS, *args], env=environ,
                           capture_output=True, text=True, timeout=timeout)
@@ -116,11 +121,16 @@ def test_a_rank_that_leaves_is_caught_by_the_watchdog():
 
 @needs_mpi
 def test_only_rank_0_shows_progress(tmp_path):
-    rc, out, _ = _launch(2, "root-only", str(tmp_path))
+    rc, out, _ = _launch(2, "root-only", str(tmp_path), threads=False)
     assert rc == 0, out
+    # two ranks on one node, thread pools unsized: each rank's BLAS is capped, said once
+    assert out.count("nnx.distributed: 2 ranks share") == 1, out
     ranks = json.loads((tmp_path / "ranks.json").read_text())
-    assert ranks == [{"rank": 0, "size": 2, "is_root": True, "progress": [True]},
-                     {"rank": 1, "size": 2, "is_root": False, "progress": [False]}]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = [max(1, cores // 2)]
+    assert ranks == [
+        {"rank": 0, "size": 2, "is_root": True, "progress": [True], "blas_threads": threads},
+        {"rank": 1, "size": 2, "is_root": False, "progress": [False], "blas_threads": threads}]
 
 
 # -- one process: plain runs stay plain ----------------------------------------------------

@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true",
                       help="a small, fast run (for tests and smoke checks)")
     demo.add_argument("--seed", type=int, default=0, help="seed of every random draw")
+    demo.add_argument("--distributed", action="store_true",
+                      help="data-parallel training over MPI: run under `mpiexec -n N` "
+                           "(needs nnx[mpi]); rank 0 alone prints and writes to --out")
     sub.add_parser("bench", help="benchmarks; `nnx bench --help` for their options",
                    add_help=False)
     return parser
@@ -65,9 +68,15 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     try:
         backend = resolve_backend(args.backend)
+        if args.distributed and backend.name == "cupy":  # one GPU per rank on each node
+            from .distributed import local_rank
+
+            backend = resolve_backend("cupy", device=local_rank())
     except ValueError as exc:
         print(f"nnx demo: {exc}", file=sys.stderr)
         return 2
+    if args.distributed:
+        return _demo_distributed(args, names, backend, run, MissingDependency)
     for name in names:
         print(f"== nnx demo {name} (backend: {backend.name}) ==")
         start = time.perf_counter()
@@ -77,6 +86,39 @@ def _demo(args: argparse.Namespace) -> int:
             print(f"nnx demo {name}: {exc}", file=sys.stderr)
             return 1
         print(f"({name} took {time.perf_counter() - start:.1f} s)\n")
+    return 0
+
+
+def _demo_distributed(args: argparse.Namespace, names: list[str], backend: object,
+                      run: object, missing: type) -> int:
+    """The demos with every ``fit`` data-parallel (nnx.distributed). Ranks other than 0
+    run the same code silently, writing into a throwaway folder instead of ``--out``."""
+    import contextlib
+    import os
+    import tempfile
+
+    from . import distributed
+
+    with contextlib.ExitStack() as stack:
+        try:
+            dp = stack.enter_context(distributed.data_parallel())
+        except ImportError as exc:
+            print(f"nnx demo: --distributed: {exc}", file=sys.stderr)
+            return 1
+        out = args.out
+        if not dp.is_root:
+            out = stack.enter_context(tempfile.TemporaryDirectory(prefix="nnx-rank"))
+            stack.enter_context(contextlib.redirect_stdout(open(os.devnull, "w")))
+        for name in names:
+            print(f"== nnx demo {name} (backend: {backend.name}, data-parallel over "
+                  f"{dp.size} MPI rank{'s' if dp.size > 1 else ''}) ==")
+            start = time.perf_counter()
+            try:
+                run(name, out=out, quick=args.quick, backend=backend, seed=args.seed)
+            except missing as exc:
+                print(f"nnx demo {name}: {exc}", file=sys.stderr)
+                return 1
+            print(f"({name} took {time.perf_counter() - start:.1f} s)\n")
     return 0
 
 

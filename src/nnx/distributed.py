@@ -216,6 +216,7 @@ class DataParallel:
         self.transport = transport
         self._reducers: dict[int, Any] = {}
         self._layout: GradientBuckets | None = None
+        self._cores_shared = False
         self._watchdog = _Watchdog(self) if self.size > 1 else None
         self.comm_seconds = 0.0
         self.pack_seconds = 0.0
@@ -264,6 +265,7 @@ class DataParallel:
             raise ValueError("nnx.distributed: the ranks disagree on the data or the model; "
                              "every rank must pass the same X, y, batch_size and model:\n"
                              + lines)
+        self._share_cores(backend)
         self._broadcast_parameters(model)
         if seed is None and self.rank == 0:
             seed = secrets.randbits(128)
@@ -276,6 +278,33 @@ class DataParallel:
             self._reducers[key] = _comm.all_reducer(backend, self.comm, self.transport)
         self._reduce = self._reducers[key]
         return seed
+
+    def _share_cores(self, backend: Any) -> None:
+        """Once: with k ranks on a node of c cores, cap each rank's CPU thread pools at c // k
+        unless the user sized them (OMP_NUM_THREADS, ...), as torchrun does."""
+        if self._cores_shared:
+            return
+        self._cores_shared = True
+        from .backends import _comm
+
+        if self.size == 1:
+            return
+        local = self._collective("finding the ranks on this node", self.comm.Split_type,
+                                 _mpi().COMM_TYPE_SHARED)
+        ranks_here = local.Get_size()
+        local.Free()
+        if ranks_here < 2 or any(v in os.environ for v in _comm.THREAD_VARS):
+            return
+        if backend.name not in ("numpy", "torch", "array_api_strict"):
+            return
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+        threads = max(1, cores // ranks_here)
+        capped = _comm.limit_host_threads(backend, threads)
+        if capped and self.rank == 0:
+            sys.stderr.write(f"nnx.distributed: {ranks_here} ranks share {cores} cores on this "
+                             f"node: {', '.join(sorted(set(capped)))} threads per rank capped "
+                             f"at {threads} (set OMP_NUM_THREADS to choose)\n")
 
     def _broadcast_parameters(self, model: Any) -> None:
         for layer in model.dense_layers:
