@@ -338,3 +338,30 @@ def test_nccl_all_reduce_on_one_gpu():
     out = reduce(buf)
     assert out is buf and backend.owns(out)
     np.testing.assert_array_equal(nnx.to_numpy(out), np.arange(1000.0))
+
+
+# -- the command line ------------------------------------------------------------------------
+@needs_mpi
+def test_demo_digits_distributed_matches_one_process(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    environ = {k: v for k, v in os.environ.items() if k not in _comm.THREAD_VARS}
+    environ["MPLBACKEND"] = "Agg"
+    out = tmp_path / "ranks"
+    proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "nnx.cli", "demo", "digits",
+                           "--distributed", "--quick", "--out", str(out)], env=environ,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    from nnx import demos
+
+    alone = demos.run("digits", out=tmp_path / "alone", quick=True)   # one plain process
+    capsys.readouterr()
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("test accuracy:")]
+    assert lines == [f"test accuracy: {alone['accuracy']:.2%} "
+                     f"({round(alone['accuracy'] * 450)}/450)"]     # rank 0 alone prints
+    assert proc.stdout.count("== nnx demo digits") == 1
+    assert sorted(os.listdir(out)) == ["digits.png", "digits.safetensors"]
+    model = nnx.load(out / "digits.safetensors")
+    for name, p in nnx.load(alone["model"]).parameters().items():
+        np.testing.assert_allclose(nnx.to_numpy(model.parameters()[name]), nnx.to_numpy(p),
+                                   rtol=1e-4, atol=1e-6)
