@@ -20,8 +20,10 @@ from typing import Any
 import array_api_compat
 
 from ._base import Backend, spawn_seeds
+from ._ops import Ops
 
-__all__ = ["NAMES", "Backend", "spawn_seeds", "available", "load", "name_of_array", "backend_of"]
+__all__ = ["NAMES", "Backend", "Ops", "spawn_seeds", "available", "load", "name_of_array",
+           "backend_of"]
 
 #: Every backend nnx knows, in order of preference.
 NAMES: tuple[str, ...] = ("numpy", "cupy", "torch", "jax", "array_api_strict")

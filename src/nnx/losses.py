@@ -108,8 +108,7 @@ def sigmoid_binary_cross_entropy(logits: Array, target: Array, *,
     e = xp.exp(-xp.abs(z))                       # e^(−|z|) ∈ (0, 1]: never overflows
     n = _size(z)
     loss = xp.sum(xp.maximum(z, 0.0) - z * y + xp.log1p(e)) / n
-    r = 1.0 / (1.0 + e)
-    sigma = xp.where(z >= 0, r, e * r)           # σ(z), as activations.sigmoid, from the same e
+    sigma = xp.exp(xp.minimum(z, 0.0)) / (1.0 + e)   # σ(z) = e^min(z,0) / (1 + e^(−|z|))
     return loss, (sigma - y) / n
 
 

@@ -1,0 +1,58 @@
+"""pytest-benchmark suites over every installed backend: ``python -m pytest bench``.
+
+Sizes are the full suite's (``nnx.benchmark.DEFAULTS``); ``NNX_BENCH_QUICK=1`` runs the
+toy sizes instead. Every timed call ends with the backend's ``synchronize``, so GPU
+work is finished before pytest-benchmark reads the clock; each case is warmed up first.
+cupy is skipped, with the reason, where no CUDA device answers.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from nnx import backends as registry
+from nnx import bench_cases as cases
+from nnx import benchmark as suite
+
+SIZES = suite.QUICK if os.environ.get("NNX_BENCH_QUICK") == "1" else suite.DEFAULTS
+WIDE = cases.Network(tuple(SIZES["sizes"]), SIZES["batch"])
+
+
+def _params():
+    out = []
+    for name in registry.NAMES:
+        reason = registry.why_unavailable(name)
+        marks = [pytest.mark.skip(reason=reason)] if reason else []
+        out.append(pytest.param(name, id=name, marks=marks))
+    return out
+
+
+@pytest.fixture(params=_params())
+def backend(request):
+    """A usable :class:`nnx.Backend`, one per installed array library."""
+    return registry.load(request.param)
+
+
+@pytest.fixture
+def run(benchmark):
+    """``run(timed, flops, group)``: warm up, then benchmark ``fn(); sync()`` per call."""
+
+    def go(timed, flops: int, group: str):
+        if timed is None:
+            pytest.skip("torch is not installed, or has no device beside this backend")
+        for _ in range(3):
+            timed.fn()
+        timed.sync()
+
+        def call():
+            timed.fn()
+            timed.sync()
+
+        benchmark.group = group
+        benchmark.extra_info["flops"] = flops
+        benchmark(call)
+        benchmark.extra_info["gflops_at_median"] = flops / benchmark.stats.stats.median / 1e9
+
+    return go

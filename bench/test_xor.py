@@ -1,0 +1,19 @@
+"""The XOR network (2-4-1, tanh, batch 4): a step where per-call overhead dominates."""
+
+from __future__ import annotations
+
+from nnx import bench_accounting as acc
+from nnx import bench_cases as cases
+from nnx.benchmark import XOR
+
+
+def test_step_xor(backend, run):
+    run(cases.training_step(backend, XOR), acc.step_flops(XOR.sizes, XOR.batch), "XOR")
+
+
+def test_step_xor_torch_reference(backend, run):
+    run(cases.torch_step(backend, XOR), acc.step_flops(XOR.sizes, XOR.batch), "XOR")
+
+
+def test_floor_xor(backend, run):
+    run(cases.floor(backend, XOR), acc.floor_flops(XOR.sizes, XOR.batch), "XOR")

@@ -1,0 +1,153 @@
+"""Every backend fast path (``backend.ops``) against the portable reference ``Ops``.
+
+NumPy's fast paths must give bitwise the same numbers; CuPy's fused kernels may differ
+by the rounding of a fused multiply-add. Edge values (±0, ±inf, NaN) are included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import nnx
+from nnx import backends as registry
+from nnx import bench_cases as cases
+
+Ops = registry.Ops   # the portable reference every fast path is checked against
+
+EDGES = np.array([0.0, -0.0, 1.5, -2.0, np.inf, -np.inf, np.nan], dtype=np.float32)
+
+
+def _portable(backend):
+    return Ops(backend.xp)
+
+
+def _same(backend, got, want):
+    got, want = backend.to_numpy(got), backend.to_numpy(want)
+    if backend.name == "cupy":   # fused kernels may contract a·b + c into one rounding
+        np.testing.assert_allclose(got, want, rtol=2e-7, atol=0)
+    else:
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got[got == 0]), np.signbit(want[want == 0]))
+
+
+def _rand(backend, rng, *shape, dtype="float32"):
+    return backend.from_numpy(rng.standard_normal(shape).astype(dtype))
+
+
+def test_matmul_matches_and_reuses_out(backend, rng):
+    a, b = _rand(backend, rng, 5, 3), _rand(backend, rng, 3, 4)
+    ref = _portable(backend).matmul(a, b)
+    _same(backend, backend.ops.matmul(a, b), ref)
+    out = backend.xp.zeros((5, 4), dtype=backend.xp.float32)
+    got = backend.ops.matmul(a, b, out=out)
+    _same(backend, got, ref)
+    if backend.name in ("numpy", "cupy"):
+        assert got is out                       # written in place
+    wrong = backend.xp.zeros((4, 5), dtype=backend.xp.float32)
+    _same(backend, backend.ops.matmul(a, b, out=wrong), ref)   # unusable out: ignored
+    _same(backend, backend.ops.matmul(a.T.T, b.T.T), ref)
+
+
+def test_sum_rows_matches(backend, rng):
+    x = _rand(backend, rng, 7, 6)
+    ref = _portable(backend).sum_rows(x)
+    _same(backend, backend.ops.sum_rows(x), ref)
+    out = backend.xp.ones((6,), dtype=backend.xp.float32)
+    _same(backend, backend.ops.sum_rows(x, out=out), ref)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")   # inf · 0 = NaN, on purpose
+def test_relu_backward_matches_with_edge_values(backend):
+    vals = np.concatenate([EDGES, -EDGES[2:4]])
+    dy = np.repeat(vals[:, None], len(vals), axis=1)     # every dy against every a
+    a = np.maximum(np.repeat(vals[None, :], len(vals), axis=0), 0.0)
+    dy, a = backend.from_numpy(dy), backend.from_numpy(a)
+    _same(backend, backend.ops.relu_backward(dy, a), _portable(backend).relu_backward(dy, a))
+
+
+@pytest.mark.parametrize("shape", [(3, 2), (700, 500)], ids=["tiny", "chunked"])
+def test_sub_scaled_matches_and_updates_in_place(backend, rng, shape):
+    p0, g = rng.standard_normal(shape).astype(np.float32), rng.standard_normal(shape)
+    g = g.astype(np.float32)
+    g.reshape(-1)[:3] = [np.inf, -0.0, 1e-30]
+    want = _portable(backend).sub_scaled(backend.from_numpy(p0), backend.from_numpy(g), 0.37)
+    p = backend.from_numpy(p0)
+    got = backend.ops.sub_scaled(p, backend.from_numpy(g), 0.37)
+    _same(backend, got, want)
+    if backend.name != "jax":
+        assert got is p
+
+
+def test_sub_scaled_on_strided_and_mixed_arrays_falls_back(backend, rng):
+    p0 = rng.standard_normal((600, 600)).astype(np.float32)
+    g = rng.standard_normal((600, 600)).astype(np.float32)
+    want = backend.to_numpy(_portable(backend).sub_scaled(backend.from_numpy(p0).T,
+                                                          backend.from_numpy(g).T, 0.1))
+    got = backend.ops.sub_scaled(backend.from_numpy(p0).T, backend.from_numpy(g).T, 0.1)
+    _same(backend, got, backend.from_numpy(want))
+
+
+def test_numpy_update_changes_learning_rate_and_dtype():
+    ops = registry.load("numpy").ops
+    p = np.ones((2, 2), np.float32)
+    ops.sub_scaled(p, np.ones((2, 2), np.float32), 0.5)
+    ops.sub_scaled(p, np.ones((2, 2), np.float32), 0.25)      # a new α is not the cached one
+    np.testing.assert_array_equal(p, np.full((2, 2), 0.25, np.float32))
+    q = np.ones(3)
+    ops.sub_scaled(q, np.full(3, 1.0 / 3.0), 0.3)              # float64: no float32 rounding
+    np.testing.assert_array_equal(q, 1.0 - 0.3 * np.full(3, 1.0 / 3.0))
+
+
+# -- the layers: in-place gradients and what activations cache --------------------------
+
+def test_dense_writes_gradients_into_its_own_arrays_only(backend, rng):
+    layer = nnx.Dense(3, 2, seed=0, dtype="float64")
+    x = rng.standard_normal((4, 3))
+    for k in range(2):
+        dy = rng.standard_normal((4, 2))
+        layer.forward(backend.from_numpy(x))
+        layer.backward(backend.from_numpy(dy))
+        np.testing.assert_allclose(backend.to_numpy(layer.dW), dy.T @ x, rtol=1e-13)
+        np.testing.assert_allclose(backend.to_numpy(layer.db), dy.sum(axis=0), rtol=1e-13)
+        if k == 0:
+            first = layer.dW
+    if backend.name in ("numpy", "cupy"):
+        assert layer.dW is first                  # the second backward reused the array
+    mine = backend.from_numpy(np.full((2, 3), 7.0))
+    layer.dW = mine                               # an array set from outside ...
+    layer.backward(backend.from_numpy(np.ones((4, 2))))
+    np.testing.assert_array_equal(backend.to_numpy(mine), np.full((2, 3), 7.0))  # ... untouched
+    assert layer.dW is not mine
+
+
+def test_relu_backward_uses_only_the_output(backend):
+    relu = nnx.ReLU()
+    z = backend.from_numpy(np.array([[-1.0, 0.0, 2.0, np.nan]], dtype=np.float32))
+    relu.forward(z)
+    dz = relu.backward(backend.from_numpy(np.full((1, 4), 3.0, dtype=np.float32)))
+    np.testing.assert_array_equal(backend.to_numpy(dz)[0, :3], [0.0, 0.0, 3.0])
+    assert relu._z is None                        # z need not outlive the forward pass
+
+
+def test_whole_step_fast_equals_portable():
+    """Three SGD steps of an MLP with NumPy's fast paths and with the portable Ops agree
+    bit for bit (the registry's Backend is swapped for one with portable ops)."""
+    net = cases.Network((6, 16, 16, 3), 8)
+    fast = registry.load("numpy")
+    portable = dataclasses.replace(fast, ops=Ops(fast.xp))
+    results = []
+    for b in (fast, portable):
+        saved = registry._cache[("numpy", "None")]
+        registry._cache[("numpy", "None")] = b      # activation layers look ops up here
+        try:
+            step = cases.training_step(b, net, seed=3)
+            for _ in range(3):
+                step.fn()
+        finally:
+            registry._cache[("numpy", "None")] = saved
+        results.append([np.array(p) for d in step.model.dense_layers for p in (d.W, d.b)])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
