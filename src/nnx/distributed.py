@@ -43,13 +43,13 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from . import dist_failsafe as _failsafe
 from .grad_buckets import GradientBuckets
 
 Array = Any
@@ -133,57 +133,6 @@ def _env_timeout() -> float:
     return value
 
 
-class _Watchdog:
-    """A daemon thread that aborts the job when this rank waits too long in one collective."""
-
-    def __init__(self, dp: DataParallel) -> None:
-        self.dp = dp
-        self.since: float | None = None
-        self.what = ""
-        self._thread: threading.Thread | None = None
-
-    def arm(self, what: str) -> None:
-        self.what = what
-        self.since = time.monotonic()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="nnx-watchdog", daemon=True)
-            self._thread.start()
-
-    def disarm(self) -> None:
-        self.since = None
-
-    def _run(self) -> None:
-        poll = min(1.0, self.dp.timeout / 10)
-        while True:
-            time.sleep(poll)
-            since = self.since
-            if since is not None and time.monotonic() - since > self.dp.timeout:
-                dp = self.dp
-                dp.abort(f"rank {dp.rank} of {dp.size} waited more than {dp.timeout:g} s in "
-                         f"{self.what} for the other ranks: a rank has died, hung, or left the "
-                         "training loop early (raise NNX_DISTRIBUTED_TIMEOUT if a rank is "
-                         "merely slow)", code=2)
-
-
-_hook_installed = False
-
-
-def _install_excepthook(dp: DataParallel) -> None:
-    """Uncaught exceptions on any rank abort the whole job instead of hanging the others."""
-    global _hook_installed
-    if _hook_installed:
-        return
-    previous = sys.excepthook
-
-    def hook(exc_type: Any, exc: BaseException, tb: Any) -> None:
-        previous(exc_type, exc, tb)
-        dp.abort(f"rank {dp.rank} of {dp.size} failed with an uncaught "
-                 f"{exc_type.__name__}: {exc}")
-
-    sys.excepthook = hook
-    _hook_installed = True
-
-
 class DataParallel:
     """One MPI communicator's worth of data-parallel training (see the module docstring).
 
@@ -217,7 +166,7 @@ class DataParallel:
         self._reducers: dict[int, Any] = {}
         self._layout: GradientBuckets | None = None
         self._cores_shared = False
-        self._watchdog = _Watchdog(self) if self.size > 1 else None
+        self._watchdog = _failsafe.Watchdog(self) if self.size > 1 else None
         self.comm_seconds = 0.0
         self.pack_seconds = 0.0
         self.steps = 0
@@ -252,7 +201,7 @@ class DataParallel:
         """Before the first step: check that every rank holds the same problem, copy rank 0's
         weights to all ranks, build the gradient buckets; returns the seed all ranks use."""
         if self.size > 1:
-            _install_excepthook(self)
+            _failsafe.install_excepthook(self)
         dense = model.dense_layers
         backend = dense[0].backend
         shapes = [(name, tuple(int(d) for d in p.shape)) for name, p in model.parameters().items()]
