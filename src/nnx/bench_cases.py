@@ -25,7 +25,7 @@ from .sequential import MLP
 
 __all__ = ["Network", "make_batch", "floor", "training_step", "dense_pass", "dense_floor",
            "torch_reference", "torch_step", "torch_dense", "step_peak_memory",
-           "torch_step_peak_memory"]
+           "torch_step_peak_memory", "kernel_launches"]
 
 
 @dataclass(frozen=True)
@@ -244,3 +244,20 @@ def torch_step_peak_memory(backend: Backend | str, net: Network, *, seed: int = 
 
     peak = _peak(tracker, build)
     return peak - holder[0].data_bytes
+
+
+# -- GPU kernel launches -----------------------------------------------------------------
+
+def kernel_launches(backend: Backend | str, net: Network, *, seed: int = 0) -> dict[str, Any]:
+    """CUDA kernels launched by one step of nnx and of PyTorch (seen by torch's profiler);
+    empty on the CPU or without torch."""
+    backend = resolve_backend(backend)
+    ref, device = _torch_device(backend)
+    if device is None or not device.startswith("cuda"):
+        return {}
+    out: dict[str, Any] = {}
+    for who, timed in (("nnx", training_step(backend, net, seed=seed)),
+                       ("torch", torch_step(backend, net, seed=seed))):
+        if timed is not None:
+            out[who] = ref.count_kernel_launches(timed.fn, device)
+    return out

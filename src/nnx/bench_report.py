@@ -101,7 +101,8 @@ def plot(path: str, rows: Sequence[dict[str, Any]], *, title: str = "") -> str |
                 xs, ys = zip(*pts)
                 ax.plot(xs, ys, style, marker="o", ms=3, color=color, label=f"{b}: {case}")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("hidden width w (MLP 784-w-w-10)")
+    n0, k = sweep[0]["net"].split(" ")[0].split("-")[::3]
+    ax.set_xlabel(f"hidden width w (MLP {n0}-w-w-{k}, batch {sweep[0]['net'].split('×')[1]})")
     ax.set_ylabel("GFLOP/s (6 × batch × parameters per step)")
     ax.set_title(title or "training step throughput against its matrix-product floor")
     ax.grid(True, alpha=0.3)

@@ -14,8 +14,9 @@ For each backend it times, in interleaved rounds (see :mod:`nnx.bench_timing`):
 
 and measures the peak memory of a step against the analytic minimum. It prints the
 tables and the targets, and writes ``<name>.json`` and ``<name>.png`` under ``--out``.
-Ratios are medians of the same run, so they hold on a busy machine where absolute
-times do not.
+Times are medians over rounds; a ratio is the median over rounds of the two cases'
+samples in that round, so it holds on a busy machine where absolute times do not. On a
+GPU, the step of the XOR network also reports its CUDA kernel launches.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import datetime
 import os
 import platform
+import statistics
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -89,11 +91,16 @@ def _compare(backend: str, group: str, label: str, trio: dict[str, timing.Timed 
     timing.measure(list(present.values()), rounds=cfg["rounds"],
                    min_sample_s=cfg["min_sample_s"])
     rows = {k: _row(backend, group, label, k, t, flops, **extra) for k, t in present.items()}
-    floor, torch = rows.get("floor"), rows.get("torch step")
-    for r in rows.values():
-        r["x_floor"] = r["seconds"] / floor["seconds"] if floor else None
-        r["x_torch"] = r["seconds"] / torch["seconds"] if torch else None
+    for key, base in (("x_floor", present.get("floor")), ("x_torch", present.get("torch step"))):
+        for k, r in rows.items():
+            r[key] = None if base is None else _paired_ratio(present[k], base)
     return list(rows.values())
+
+
+def _paired_ratio(t: timing.Timed, base: timing.Timed) -> float:
+    """Median over rounds of t's sample / base's sample of the same round: a burst of load
+    from elsewhere shifts both samples of a round alike, so it largely cancels."""
+    return statistics.median(a / b for a, b in zip(t.samples, base.samples))
 
 
 def _mlp_rows(backend: str, group: str, net: cases.Network, cfg: dict[str, Any],
@@ -172,6 +179,7 @@ def run(backends: Sequence[str], *, quick: bool = False, use_torch: bool = True,
     wide = cases.Network(tuple(cfg["sizes"]), cfg["batch"])
     rows: list[dict[str, Any]] = []
     memory: list[dict[str, Any]] = []
+    launches: list[dict[str, Any]] = []
     for b in backends:
         log(f"[{b}] wide MLP {wide.label}")
         rows += _mlp_rows(b, "wide MLP", wide, cfg, use_torch)
@@ -190,10 +198,14 @@ def run(backends: Sequence[str], *, quick: bool = False, use_torch: bool = True,
         rows += _mlp_rows(b, "XOR", XOR, cfg, use_torch)
         log(f"[{b}] peak memory")
         memory += _memory_rows(b, [wide, XOR], use_torch)
+        found = cases.kernel_launches(b, XOR) if use_torch else {}
+        if found:
+            launches.append({"backend": b, "net": XOR.label, **found})
     return {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": _machine(backends), "quick": quick, "config": {**cfg, "xor": XOR.label},
-        "rows": rows, "memory": memory, "targets": _targets(rows, memory, wide, quick),
+        "rows": rows, "memory": memory, "launches": launches,
+        "targets": _targets(rows, memory, wide, quick),
     }
 
 
@@ -222,6 +234,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, help="the wide MLP's batch rows")
     p.add_argument("--widths", type=_ints, help="hidden widths of the width sweep")
     p.add_argument("--batches", type=_ints, help="batch sizes of the batch sweep")
+    p.add_argument("--sweep-width", type=int, help="hidden width of the batch sweep")
     p.add_argument("--dense", type=_ints, help="in,out,batch of the Dense-layer rows")
     p.add_argument("--rounds", type=int, help="timed rounds per case")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
@@ -242,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     overrides = {k: v for k, v in (("sizes", args.sizes), ("batch", args.batch),
                                    ("widths", args.widths), ("batches", args.batches),
-                                   ("rounds", args.rounds)) if v is not None}
+                                   ("rounds", args.rounds), ("sweep_width", args.sweep_width))
+                 if v is not None}
     if args.dense is not None:
         if len(args.dense) != 3:
             print("nnx bench: --dense takes in,out,batch", file=sys.stderr)
@@ -258,6 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.format_table(result["rows"]))
     print("\npeak memory of a training step (after a first step; input batch excluded)")
     print(report.format_memory(result["memory"]))
+    for n in result["launches"]:
+        print(f"\nCUDA kernel launches per step, {n['backend']} {n['net']}: "
+              f"nnx {n.get('nnx')}, torch {n.get('torch')}")
     if result["targets"]:
         print("\ntargets")
         print(report.format_targets(result["targets"]))
