@@ -35,6 +35,10 @@ class Ops:
         """a @ b, (n, k) @ (k, m) → (n, m)."""
         return a @ b
 
+    def sum(self, x: Array) -> Array:
+        """Σ of all elements (a loss's reduction), as a 0-d array."""
+        return self.xp.sum(x)
+
     def sum_rows(self, x: Array, out: Array | None = None) -> Array:
         """Σ over axis 0, (n, m) → (m,): the bias gradient db = Σ_rows δ."""
         return self.xp.sum(x, axis=0)

@@ -70,6 +70,8 @@ def device_name(device: Any) -> str:
 #: cache, where a whole-array `alpha * g` temporary would cost a full extra pass (and its
 #: page faults) through memory.
 UPDATE_CHUNK = 1 << 18
+#: results with fewer elements than this are allocated afresh rather than written in place.
+SMALL = 1 << 12
 
 
 class NumpyOps(_Ops):
@@ -81,35 +83,43 @@ class NumpyOps(_Ops):
     def __init__(self, xp: Any) -> None:
         super().__init__(xp)
         self._scratch = threading.local()
-        self._alpha: tuple[float, Any, np.ndarray] | None = None
+        self._alpha: tuple[float, Any, np.ndarray] = (0.0, None, np.zeros(()))
 
     def _scalar(self, alpha: float, dtype: Any) -> np.ndarray:
         """α as a 0-d array of ``dtype``: a Python float costs NumPy ~0.3 µs to convert per
         call, as much as the whole update of a tiny layer. Rounded as ``g * α`` would."""
-        cached = self._alpha
-        if cached is None or cached[0] != alpha or cached[1] != dtype:
-            cached = self._alpha = (alpha, dtype, np.asarray(alpha, dtype=dtype))
-        return cached[2]
+        self._alpha = (alpha, dtype, np.asarray(alpha, dtype=dtype))
+        return self._alpha[2]
 
+    # Small results are simply allocated: for them the checks cost more than a fresh array.
     def matmul(self, a, b, out=None):
-        if out is None or out.shape != (a.shape[0], b.shape[1]) or not \
-                out.dtype == a.dtype == b.dtype:
+        if out is None or out.size < SMALL or out.shape != (a.shape[0], b.shape[1]) \
+                or not out.dtype == a.dtype == b.dtype:
             return a @ b
         return np.matmul(a, b, out=out)
 
+    def sum(self, x):
+        return np.add.reduce(x, axis=None)     # np.sum without its Python wrapper (~1 µs)
+
     def sum_rows(self, x, out=None):
-        if out is not None and out.shape == x.shape[1:] and out.dtype == x.dtype:
-            return np.add.reduce(x, axis=0, out=out)
-        return np.add.reduce(x, axis=0)
+        if out is None or out.size < SMALL or out.shape != x.shape[1:] or out.dtype != x.dtype:
+            return np.add.reduce(x, axis=0)
+        return np.add.reduce(x, axis=0, out=out)
 
     def relu_backward(self, dy, a):
         return np.multiply(dy, a > 0)      # bool × float: no float copy of the mask
 
     def sub_scaled(self, p, g, alpha):
+        if g.dtype is not p.dtype:          # mixed precision: NumPy's own promotion rules
+            p -= alpha * g
+            return p
         n = p.size
         if (n <= UPDATE_CHUNK or not p.flags.c_contiguous or not g.flags.c_contiguous
-                or p.dtype != g.dtype or p.shape != g.shape):
-            return np.subtract(p, np.multiply(g, self._scalar(alpha, p.dtype)), out=p)
+                or p.shape != g.shape):
+            a, dtype, scalar = self._alpha
+            if a != alpha or dtype is not p.dtype:
+                scalar = self._scalar(alpha, p.dtype)
+            return np.subtract(p, np.multiply(g, scalar), out=p)   # p -= α g
         buf = getattr(self._scratch, "buf", None)
         if buf is None or buf.dtype != p.dtype:
             buf = self._scratch.buf = np.empty(UPDATE_CHUNK, dtype=p.dtype)

@@ -13,7 +13,7 @@ from typing import Any
 import array_api_compat
 
 from . import activations as F
-from . import backends as _registry
+from ._namespace import ops_of
 from .layers import Layer
 
 Array = Any
@@ -45,7 +45,7 @@ class ActivationLayer(Layer):
     def _namespace(self, x: Array) -> Any:
         if type(x) is not self._type:
             self._xp = array_api_compat.array_namespace(x)
-            self._ops = _registry.backend_of(x).ops
+            self._ops = ops_of(x)
             self._type = type(x)
         return self._xp
 
@@ -62,7 +62,7 @@ class ActivationLayer(Layer):
             raise self._no_cache()
         if not input_grad:
             return None
-        if tuple(dy.shape) != tuple(self._a.shape):
+        if dy.shape != self._a.shape:
             raise ValueError(f"{self!r}.backward expects dL/da of shape {tuple(self._a.shape)}; "
                              f"got {tuple(dy.shape)}")
         return self._vjp(dy, self._xp)

@@ -25,7 +25,7 @@ from .sequential import MLP
 
 __all__ = ["Network", "make_batch", "floor", "training_step", "dense_pass", "dense_floor",
            "torch_reference", "torch_step", "torch_dense", "step_peak_memory",
-           "torch_step_peak_memory", "kernel_launches"]
+           "torch_step_peak_memory", "kernel_launches", "hand_written_xor"]
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,16 @@ def torch_dense(backend: Backend | str, n_in: int, n_out: int, batch: int, *, ba
     make = ref.dense_forward_backward if backward else ref.dense_forward
     r = make(n_in, n_out, batch, device=device, dtype=dtype, seed=seed)
     return Timed(r, r.synchronize)
+
+
+def hand_written_xor(backend: Backend | str, net: Network, *, seed: int = 0) -> Timed | None:
+    """NumPy's XOR step written by hand (``nnx.backends.numpy_reference``): the machine's
+    speed for per-call overhead, beside nnx's step. None for other backends."""
+    if resolve_backend(backend).name != "numpy":
+        return None
+    from .backends import numpy_reference
+
+    return Timed(numpy_reference.xor_step(lr=net.lr, seed=seed))
 
 
 # -- memory ------------------------------------------------------------------------------

@@ -107,6 +107,8 @@ def _mlp_rows(backend: str, group: str, net: cases.Network, cfg: dict[str, Any],
               use_torch: bool, **extra: Any) -> list[dict[str, Any]]:
     trio = {"floor": cases.floor(backend, net), "nnx step": cases.training_step(backend, net),
             "torch step": cases.torch_step(backend, net) if use_torch else None}
+    if group == "XOR":
+        trio["numpy by hand"] = cases.hand_written_xor(backend, net)
     return _compare(backend, group, net.label, trio, acc.step_flops(net.sizes, net.batch), cfg,
                     **extra)
 
@@ -159,10 +161,14 @@ def _targets(rows: list[dict[str, Any]], memory: list[dict[str, Any]], wide: cas
                             "met": wide_step[key] <= bounds[key], "note": note})
         xor = next((r for r in rows if r["backend"] == backend and r["group"] == "XOR"
                     and r["case"] == "nnx step"), None)
+        hand = next((r for r in rows if r["backend"] == backend and r["group"] == "XOR"
+                     and r["case"] == "numpy by hand"), None)
         if "xor_us" in bounds and xor is not None:
             us = xor["seconds"] * 1e6
+            calib = "" if hand is None else (f"(NumPy by hand: {hand['seconds'] * 1e6:.1f} µs, "
+                                             f"nnx {xor['seconds'] / hand['seconds']:.2f}×)")
             out.append({"backend": backend, "what": "XOR step time (µs)", "value": us, "op": "≤",
-                        "bound": bounds["xor_us"], "met": us <= bounds["xor_us"], "note": ""})
+                        "bound": bounds["xor_us"], "met": us <= bounds["xor_us"], "note": calib})
         for m in memory:
             if m["backend"] == backend and m["who"] == "nnx" and m["x_min"] is not None \
                     and m["net"] == wide.label:

@@ -169,14 +169,14 @@ class Dense(Layer):
         """Given δ = dL/dZ of shape (n, out): set ``dW`` and ``db``; return dL/dX (n, in).
 
         With ``input_grad=False`` the product for dL/dX is skipped and None returned.
-        Where the backend can write in place (NumPy, CuPy), ``dW`` and ``db`` are
-        overwritten in the arrays of the previous backward, as PyTorch reuses ``.grad``:
-        copy them to keep them across steps.
+        Where the backend can write in place (NumPy, CuPy), ``dW`` and ``db`` may be
+        overwritten in the arrays of the previous backward (large ones are), as PyTorch
+        reuses ``.grad``: copy them to keep them across steps.
         """
         x = self._x
         if x is None:
             raise self._no_cache()
-        if tuple(dy.shape) != (x.shape[0], self.out_features):
+        if dy.shape != (x.shape[0], self.out_features):
             raise ValueError(f"{self!r}.backward expects dL/dZ of shape "
                              f"{(x.shape[0], self.out_features)}; got {tuple(dy.shape)}")
         ops = self._ops

@@ -2,8 +2,9 @@
 
 ``loss`` is a 0-d array of the inputs' backend; ``grad`` is dL/d(first argument), of
 its shape. Reductions are means, as in ``torch.nn.functional``'s defaults, so the
-gradients carry the 1/N; they are written Σ/N because NumPy's ``mean`` spends
-microseconds in Python per call, as long as a whole step of a tiny network. All are
+gradients carry the 1/N; they are written Σ/N, the Σ through the backend's
+``ops.sum``, because NumPy's ``mean`` and ``sum`` spend microseconds in Python per call,
+as long as a whole step of a tiny network. All are
 numerically stable: finite values and gradients for float32 logits of ±1e4 and for
 probabilities of exactly 0 and 1.
 
@@ -18,7 +19,7 @@ from typing import Any
 import array_api_compat
 
 from . import activations as F
-from ._namespace import namespace_of
+from ._namespace import namespace_of, ops_of
 
 Array = Any
 
@@ -72,7 +73,7 @@ def mse(pred: Array, target: Array, *, xp: Any = None) -> tuple[Array, Array]:
     target = _float_target(pred, target, xp, "mse")
     diff = pred - target
     n = _size(diff)
-    return xp.sum(diff * diff) / n, diff * (2.0 / n)
+    return ops_of(diff).sum(diff * diff) / n, diff * (2.0 / n)
 
 
 def binary_cross_entropy(prob: Array, target: Array, *, xp: Any = None) -> tuple[Array, Array]:
@@ -90,7 +91,7 @@ def binary_cross_entropy(prob: Array, target: Array, *, xp: Any = None) -> tuple
     tiny = finfo.smallest_normal * finfo.eps
     log_p = xp.clip(xp.log(xp.clip(prob, min=tiny)), min=LOG_CLAMP)
     log_1mp = xp.clip(xp.log(xp.clip(1.0 - prob, min=tiny)), min=LOG_CLAMP)
-    loss = -xp.sum(y * log_p + (1.0 - y) * log_1mp) / _size(prob)
+    loss = -ops_of(prob).sum(y * log_p + (1.0 - y) * log_1mp) / _size(prob)
     denom = xp.clip(prob * (1.0 - prob), min=BCE_EPS)
     return loss, (prob - y) / denom / _size(prob)
 
@@ -106,9 +107,10 @@ def sigmoid_binary_cross_entropy(logits: Array, target: Array, *,
     y = _float_target(logits, target, xp, "sigmoid_binary_cross_entropy")
     z = logits
     e = xp.exp(-xp.abs(z))                       # e^(−|z|) ∈ (0, 1]: never overflows
+    m = xp.minimum(z, 0.0)                       # so max(z, 0) = z − m
     n = _size(z)
-    loss = xp.sum(xp.maximum(z, 0.0) - z * y + xp.log1p(e)) / n
-    sigma = xp.exp(xp.minimum(z, 0.0)) / (1.0 + e)   # σ(z) = e^min(z,0) / (1 + e^(−|z|))
+    loss = ops_of(z).sum(z - m - z * y + xp.log1p(e)) / n
+    sigma = xp.exp(m) / (1.0 + e)                # σ(z) = e^min(z,0) / (1 + e^(−|z|))
     return loss, (sigma - y) / n
 
 
@@ -139,7 +141,7 @@ def softmax_cross_entropy(logits: Array, labels: Array, *,
     if labels.shape[0] != n:
         raise ValueError(f"softmax_cross_entropy: {n} rows of logits but {labels.shape[0]} labels")
     log_p = F.log_softmax(logits, xp=xp)
-    loss = -xp.sum(labels * log_p) / n
+    loss = -ops_of(logits).sum(labels * log_p) / n
     return loss, (xp.exp(log_p) - labels) / n
 
 
