@@ -42,6 +42,11 @@ class Backend:
             make = getattr(self.adapter, "ops", None)
             object.__setattr__(self, "ops", make(self.xp) if make else Ops(self.xp))
 
+    @property
+    def immutable_arrays(self) -> bool:
+        """True when the library's arrays cannot be written in place (JAX)."""
+        return getattr(self.adapter, "IMMUTABLE_ARRAYS", False)
+
     # -- conversions -------------------------------------------------------------
     def from_numpy(self, a: np.ndarray) -> Any:
         """Copy a host NumPy array onto this backend's device."""

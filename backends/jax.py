@@ -16,6 +16,9 @@ import jax.numpy as xp  # noqa: E402  (after the x64 switch)
 import jax.scipy.special as _special  # noqa: E402
 import numpy as np  # noqa: E402
 
+#: JAX arrays are immutable: in-place operators rebind, and nothing needs a defensive copy.
+IMMUTABLE_ARRAYS = True
+
 
 def available() -> str | None:
     return None

@@ -135,11 +135,12 @@ class Dense(Layer):
         self._b = value
 
     def _own(self, value: Array, shape: tuple[int, ...], name: str) -> Array:
-        """A private copy of ``value`` in this layer's backend and dtype, shape-checked."""
+        """``value`` in this layer's backend and dtype, shape-checked, as an array nnx owns:
+        a private copy, unless the library's arrays are immutable (JAX) and copying is moot."""
         arr = self.backend.asarray(value, what=f"{self!r}.{name}")
         if tuple(arr.shape) != shape:
             raise ValueError(f"{self!r}: {name} must have shape {shape}; got {tuple(arr.shape)}")
-        return self._xp.asarray(self._xp.astype(arr, self._dtype), copy=True)
+        return self._xp.astype(arr, self._dtype, copy=not self.backend.immutable_arrays)
 
     # -- forward and backward ----------------------------------------------------------
     def _check_input(self, x: Array) -> Array:
