@@ -43,6 +43,10 @@ class Ops:
         """Σ over axis 0, (n, m) → (m,): the bias gradient db = Σ_rows δ."""
         return self.xp.sum(x, axis=0)
 
+    def relu(self, z: Array) -> Array:
+        """a = max(z, 0), elementwise (NaN stays NaN)."""
+        return self.xp.maximum(z, 0.0)
+
     def relu_backward(self, dy: Array, a: Array) -> Array:
         """dL/dz = dL/da ⊙ [a > 0] for a = max(z, 0) (a > 0 exactly where z > 0)."""
         return dy * self.xp.astype(a > 0, dy.dtype)

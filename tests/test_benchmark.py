@@ -23,7 +23,7 @@ Ops = registry.Ops   # the portable reference every fast path is checked against
 
 # one hidden width throughout, so JAX compiles few distinct shapes
 TINY = dict(sizes=(8, 16, 16, 4), batch=4, widths=(16,), batches=(2,), sweep_width=16,
-            dense=(16, 16, 4), rounds=1, min_sample_s=0.0)
+            dense=(16, 16, 4), rounds=1, min_sample_s=0.0, settle_s=0.0)
 
 
 # -- accounting, by hand -----------------------------------------------------------------

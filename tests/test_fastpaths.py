@@ -72,6 +72,14 @@ def test_sum_matches(backend, rng, shape):
     assert backend.ops.sum(x).shape == ()
 
 
+@pytest.mark.parametrize("shape", [(7,), (3, 7), (700, 70), (2, 40, 70)])
+def test_relu_matches_with_edge_values(backend, rng, shape):
+    z = rng.standard_normal(shape).astype(np.float32)
+    z.reshape(-1)[: len(EDGES)] = EDGES
+    z = backend.from_numpy(z)
+    _same(backend, backend.ops.relu(z), _portable(backend).relu(z))
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered")   # inf · 0 = NaN, on purpose
 def test_relu_backward_matches_with_edge_values(backend):
     vals = np.concatenate([EDGES, -EDGES[2:4]])

@@ -135,7 +135,7 @@ class ReLU(ActivationLayer):
     needs_input = False
 
     def _f(self, z, xp):
-        return xp.maximum(z, 0.0)
+        return self._ops.relu(z)                      # max(z, 0)
 
     def _vjp(self, dy, xp):
         return self._ops.relu_backward(dy, self._a)   # dL/dz = dL/da ⊙ [a > 0]

@@ -1,16 +1,24 @@
 """Timing that survives a noisy machine: warm up, synchronize, interleave, take medians.
 
 Cases compared with each other (a step, its floor, PyTorch's step) are timed in
-interleaved rounds — one sample of each case per round, in rotating order — so that
+interleaved rounds — one sample of each case per round, in a shuffled order — so that
 a burst of load from elsewhere lands on all of them alike and their ratios stay fair.
 Each sample runs a case ``number`` times between two synchronized clock readings,
 with ``number`` chosen so a sample lasts at least ``min_sample_s`` (tiny networks run
 in microseconds, below the clock's resolution for a single call).
+
+Two libraries in one process disturb each other: NumPy's OpenBLAS workers keep a core
+busy ~0.1 s after each product, and PyTorch's OpenMP workers spin after theirs; a case
+started inside that window was measured here 20–700% slower. With ``settle_s`` each
+sample first sleeps until the other pools are quiet, then makes one untimed call so
+that its own library's threads are awake, then times back-to-back calls as a training
+loop would make them.
 """
 
 from __future__ import annotations
 
 import gc
+import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -35,8 +43,11 @@ class Timed:
         return statistics.median(self.samples)
 
 
-def _sample(t: Timed, clock: Callable[[], float]) -> float:
+def _sample(t: Timed, clock: Callable[[], float], settle_s: float = 0.0) -> float:
     fn = t.fn
+    if settle_s:
+        time.sleep(settle_s)       # other libraries' worker threads go quiet
+        fn()                       # and this one's wake up, outside the clock
     t.sync()
     start = clock()
     for _ in range(t.number):
@@ -59,12 +70,14 @@ def calibrate(t: Timed, *, min_sample_s: float, clock: Callable[[], float] = tim
 
 
 def measure(cases: Sequence[Timed], *, rounds: int, warmup: int = 2, min_sample_s: float = 0.005,
+            settle_s: float = 0.0, seed: int = 0,
             clock: Callable[[], float] = time.perf_counter) -> None:
     """Fill each case's ``samples`` with ``rounds`` interleaved timings (seconds per call).
 
     Each case is first run ``warmup`` times (caches, allocator pools, JIT compilation,
-    cuBLAS handles), then calibrated. The garbage collector is paused while sampling,
-    as ``timeit`` does, so a collection triggered by one case is not billed to another.
+    cuBLAS handles), then calibrated. Round r times every case once, in an order
+    shuffled from ``seed`` and r. The garbage collector is paused while sampling, as
+    ``timeit`` does, so a collection triggered by one case is not billed to another.
     """
     for t in cases:
         for _ in range(warmup):
@@ -72,15 +85,15 @@ def measure(cases: Sequence[Timed], *, rounds: int, warmup: int = 2, min_sample_
         t.sync()
         calibrate(t, min_sample_s=min_sample_s, clock=clock)
         t.samples.clear()
+    order = list(cases)
     was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
-        n = len(cases)
         for r in range(rounds):
-            for i in range(n):
-                t = cases[(r + i) % n]
-                t.samples.append(_sample(t, clock))
+            random.Random(seed * 1_000_003 + r).shuffle(order)
+            for t in order:
+                t.samples.append(_sample(t, clock, settle_s))
     finally:
         if was_enabled:
             gc.enable()

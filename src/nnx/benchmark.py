@@ -42,12 +42,12 @@ __all__ = ["main", "run", "TARGETS", "DEFAULTS", "QUICK"]
 DEFAULTS: dict[str, Any] = dict(
     sizes=(784, 2048, 2048, 10), batch=512, widths=(256, 512, 1024, 2048),
     batches=(64, 256, 1024), sweep_width=1024, dense=(2048, 2048, 512),
-    rounds=15, min_sample_s=0.005,
+    rounds=15, min_sample_s=0.005, settle_s=0.15,
 )
 #: ``--quick``: the same suite at toy sizes (for tests and a first look).
 QUICK: dict[str, Any] = dict(
     sizes=(32, 64, 64, 10), batch=16, widths=(16, 32), batches=(4, 16), sweep_width=16,
-    dense=(32, 32, 8), rounds=3, min_sample_s=0.0005,
+    dense=(32, 32, 8), rounds=3, min_sample_s=0.0005, settle_s=0.0,
 )
 XOR = cases.Network((2, 4, 1), 4, activation="tanh", loss="sigmoid_binary_cross_entropy",
                     lr=0.5)
@@ -89,7 +89,7 @@ def _compare(backend: str, group: str, label: str, trio: dict[str, timing.Timed 
     """Time floor / nnx step / torch step together; rows with their ratios."""
     present = {k: t for k, t in trio.items() if t is not None}
     timing.measure(list(present.values()), rounds=cfg["rounds"],
-                   min_sample_s=cfg["min_sample_s"])
+                   min_sample_s=cfg["min_sample_s"], settle_s=cfg["settle_s"])
     rows = {k: _row(backend, group, label, k, t, flops, **extra) for k, t in present.items()}
     for key, base in (("x_floor", present.get("floor")), ("x_torch", present.get("torch step"))):
         for k, r in rows.items():
@@ -243,6 +243,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep-width", type=int, help="hidden width of the batch sweep")
     p.add_argument("--dense", type=_ints, help="in,out,batch of the Dense-layer rows")
     p.add_argument("--rounds", type=int, help="timed rounds per case")
+    p.add_argument("--settle", type=float, help="seconds of quiet before each sample (default "
+                   "0.15; lets other thread pools' spinning workers stop; 0 on a GPU)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     p.add_argument("--no-plot", action="store_true", help="write no PNG")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
@@ -261,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     overrides = {k: v for k, v in (("sizes", args.sizes), ("batch", args.batch),
                                    ("widths", args.widths), ("batches", args.batches),
-                                   ("rounds", args.rounds), ("sweep_width", args.sweep_width))
+                                   ("rounds", args.rounds), ("sweep_width", args.sweep_width),
+                                   ("settle_s", args.settle))
                  if v is not None}
     if args.dense is not None:
         if len(args.dense) != 3:
