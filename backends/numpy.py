@@ -124,15 +124,16 @@ class NumpyOps(_Ops):
         return np.multiply(dy, a > 0)      # bool × float: no float copy of the mask
 
     def sub_scaled(self, p, g, alpha):
-        if g.dtype is not p.dtype:          # mixed precision: NumPy's own promotion rules
+        dtype = p.dtype
+        if g.dtype is not dtype:            # mixed precision: NumPy's own promotion rules
             p -= alpha * g
             return p
         n = p.size
         if (n <= UPDATE_CHUNK or not p.flags.c_contiguous or not g.flags.c_contiguous
                 or p.shape != g.shape):
-            a, dtype, scalar = self._alpha
-            if a != alpha or dtype is not p.dtype:
-                scalar = self._scalar(alpha, p.dtype)
+            a, cached_dtype, scalar = self._alpha
+            if a != alpha or cached_dtype is not dtype:
+                scalar = self._scalar(alpha, dtype)
             return np.subtract(p, np.multiply(g, scalar), out=p)   # p -= α g
         buf = getattr(self._scratch, "buf", None)
         if buf is None or buf.dtype != p.dtype:

@@ -81,7 +81,7 @@ def _row(backend: str, group: str, net: str, case: str, t: timing.Timed, flops: 
     s = t.median
     return {"backend": backend, "group": group, "net": net, "case": case, "seconds": s,
             "flops": flops, "gflops": flops / s / 1e9, "samples": len(t.samples),
-            "number": t.number, **extra}
+            "number": t.number, "sample_seconds": list(t.samples), **extra}
 
 
 def _compare(backend: str, group: str, label: str, trio: dict[str, timing.Timed | None],
@@ -227,7 +227,8 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nnx bench", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="nnx bench",
+                                description=__doc__.split("\n\n")[0].replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="toy sizes, 3 rounds (seconds)")
     p.add_argument("--backends", type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
