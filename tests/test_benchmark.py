@@ -17,6 +17,7 @@ from nnx import backends as registry
 from nnx import bench_accounting as acc
 from nnx import bench_cases as cases
 from nnx import bench_report as report
+from nnx import bench_timing as timing
 from nnx import benchmark
 
 Ops = registry.Ops   # the portable reference every fast path is checked against
@@ -180,6 +181,28 @@ def test_main_check_and_usage_errors(tmp_path, monkeypatch, capsys):
     assert benchmark.main(["--backends", "no_such_lib"]) == 2
     with pytest.raises(SystemExit):
         benchmark.main(["--sizes", "4,x"])
+
+
+def test_timing_calibrates_interleaves_and_settles_only_long_calls():
+    now = [0.0]
+    calls: list[str] = []
+
+    def work(name, cost):
+        def fn():
+            calls.append(name)
+            now[0] += cost
+        return fn
+
+    slow = timing.Timed(work("slow", 2e-3))      # 2 ms a call: wakes thread pools
+    fast = timing.Timed(work("fast", 1e-5))      # 10 µs a call
+    timing.measure([slow, fast], rounds=4, warmup=1, min_sample_s=5e-3, settle_s=1e-6,
+                   clock=lambda: now[0])
+    assert slow.number == 4 and fast.number == 1024           # powers of 4 reaching 5 ms
+    assert slow.settle == 1e-6 and fast.settle == 0.0
+    assert len(slow.samples) == len(fast.samples) == 4
+    assert slow.median == pytest.approx(2e-3) and fast.median == pytest.approx(1e-5)
+    # a settled sample first runs one untimed sample's worth of calls
+    assert calls.count("slow") == 1 + (1 + 4) + 4 * (4 + 4)
 
 
 def test_report_formats():
