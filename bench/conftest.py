@@ -53,6 +53,8 @@ def run(benchmark):
         benchmark.group = group
         benchmark.extra_info["flops"] = flops
         benchmark(call)
-        benchmark.extra_info["gflops_at_median"] = flops / benchmark.stats.stats.median / 1e9
+        if benchmark.stats is not None:             # None under --benchmark-disable
+            median = benchmark.stats.stats.median
+            benchmark.extra_info["gflops_at_median"] = flops / median / 1e9
 
     return go
