@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import tracemalloc
@@ -12,12 +13,18 @@ import numpy as np
 
 from ._ops import Ops as _Ops
 
-try:  # SciPy's erf is vectorised; fall back to math.erf element by element without it.
-    from scipy.special import erf as _scipy_erf
-except ImportError:  # pragma: no cover - depends on the environment
-    _scipy_erf = None
-
 _math_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+@functools.cache
+def _erf_impl() -> Any:
+    """SciPy's vectorised erf, imported on first use (it costs ~0.1 s at import); without
+    SciPy, math.erf element by element."""
+    try:
+        from scipy.special import erf
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    return erf
 
 
 def available() -> str | None:
@@ -47,8 +54,9 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 def erf(x: np.ndarray) -> np.ndarray:
-    if _scipy_erf is not None:
-        return _scipy_erf(x)
+    scipy_erf = _erf_impl()
+    if scipy_erf is not None:
+        return scipy_erf(x)
     return _math_erf(x).astype(x.dtype, copy=False)
 
 
