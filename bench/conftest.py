@@ -3,7 +3,7 @@
 Sizes are the full suite's (``nnx.benchmark.DEFAULTS``); ``NNX_BENCH_QUICK=1`` runs the
 toy sizes instead. Every timed call ends with the backend's ``synchronize``, so GPU
 work is finished before pytest-benchmark reads the clock; each case is warmed up first.
-cupy is skipped, with the reason, where no CUDA device answers.
+The ``backend`` fixture comes from the repository's root conftest.py.
 """
 
 from __future__ import annotations
@@ -12,27 +12,11 @@ import os
 
 import pytest
 
-from nnx import backends as registry
 from nnx import bench_cases as cases
 from nnx import benchmark as suite
 
 SIZES = suite.QUICK if os.environ.get("NNX_BENCH_QUICK") == "1" else suite.DEFAULTS
 WIDE = cases.Network(tuple(SIZES["sizes"]), SIZES["batch"])
-
-
-def _params():
-    out = []
-    for name in registry.NAMES:
-        reason = registry.why_unavailable(name)
-        marks = [pytest.mark.skip(reason=reason)] if reason else []
-        out.append(pytest.param(name, id=name, marks=marks))
-    return out
-
-
-@pytest.fixture(params=_params())
-def backend(request):
-    """A usable :class:`nnx.Backend`, one per installed array library."""
-    return registry.load(request.param)
 
 
 @pytest.fixture
