@@ -7,6 +7,7 @@ which library it is talking to.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -34,12 +35,14 @@ class Backend:
     array_type: Any = field(repr=False)
     adapter: ModuleType = field(repr=False)
     #: the hot operations (:class:`~nnx.backends._ops.Ops`): the adapter's fast paths, or
-    #: the portable reference when it has none.
+    #: the portable reference when it has none or ``NNX_OPS=portable`` is set.
     ops: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.ops is None:
             make = getattr(self.adapter, "ops", None)
+            if os.environ.get("NNX_OPS", "").strip().lower() == "portable":
+                make = None        # the reference path alone: for A/B timing and triage
             object.__setattr__(self, "ops", make(self.xp) if make else Ops(self.xp))
 
     @property

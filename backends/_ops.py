@@ -51,7 +51,36 @@ class Ops:
         """dL/dz = dL/da ⊙ [a > 0] for a = max(z, 0) (a > 0 exactly where z > 0)."""
         return dy * self.xp.astype(a > 0, dy.dtype)
 
+    def tanh_backward(self, dy: Array, a: Array) -> Array:
+        """dL/dz = dL/da ⊙ (1 − a²) for a = tanh(z)."""
+        return dy * (1.0 - a * a)
+
+    def sigmoid_backward(self, dy: Array, a: Array) -> Array:
+        """dL/dz = dL/da ⊙ a(1 − a) for a = σ(z)."""
+        return dy * (a * (1.0 - a))
+
+    def sigmoid_bce(self, z: Array, y: Array) -> tuple[Array, Array]:
+        """Binary cross-entropy of σ(z) against y, averaged over the N elements, and its
+        gradient: L = mean(max(z, 0) − z y + log(1 + e^(−|z|))), dL/dz = (σ(z) − y)/N.
+
+        ``y`` has z's shape and dtype. Stable for any z: e^(−|z|) never overflows.
+        """
+        xp = self.xp
+        e = xp.exp(-xp.abs(z))                       # e^(−|z|) ∈ (0, 1]
+        m = xp.minimum(z, 0.0)                       # so max(z, 0) = z − m
+        n = _size(z)
+        loss = self.sum(z - m - z * y + xp.log1p(e)) / n
+        sigma = xp.exp(m) / (1.0 + e)                # σ(z) = e^min(z,0) / (1 + e^(−|z|))
+        return loss, (sigma - y) / n
+
     def sub_scaled(self, p: Array, g: Array, alpha: float) -> Array:
         """p ← p − α g, in place on ``p`` where the library allows (JAX rebinds)."""
         p -= alpha * g
         return p
+
+
+def _size(x: Array) -> int:
+    n = 1
+    for d in x.shape:
+        n *= int(d)
+    return n

@@ -75,6 +75,32 @@ _relu_backward = cupy.ElementwiseKernel(
     "dz = dy * (a > (T)0 ? (T)1 : (T)0)",          # dL/dz = dL/da ⊙ [a > 0]
     "nnx_relu_backward")
 
+_tanh_backward = cupy.ElementwiseKernel(
+    "T dy, T a", "T dz",
+    "dz = dy * ((T)1 - a * a)",                    # dL/dz = dL/da ⊙ (1 − a²)
+    "nnx_tanh_backward")
+
+_sigmoid_backward = cupy.ElementwiseKernel(
+    "T dy, T a", "T dz",
+    "dz = dy * (a * ((T)1 - a))",                  # dL/dz = dL/da ⊙ a(1 − a)
+    "nnx_sigmoid_backward")
+
+# Binary cross-entropy on logits: the mean of the stable per-element term in one
+# reduction kernel, the gradient (σ(z) − y)/N in one elementwise kernel.
+_sigmoid_bce_sum = cupy.ReductionKernel(
+    "T z, T y", "T loss",
+    "z - (z < (T)0 ? z : (T)0) - z * y + log1p(exp(-fabs(z)))",
+    "a + b", "loss = a", "0", "nnx_sigmoid_bce_sum")
+
+_sigmoid_bce_grad = cupy.ElementwiseKernel(
+    "T z, T y, T n", "T grad",
+    """
+    T e = exp(-fabs(z));
+    T m = z < (T)0 ? z : (T)0;
+    grad = (exp(m) / ((T)1 + e) - y) / n;
+    """,
+    "nnx_sigmoid_bce_grad")
+
 _sub_scaled = cupy.ElementwiseKernel(
     "T g, T alpha", "T p",
     "p -= alpha * g",                              # p ← p − α g, in place
@@ -99,6 +125,18 @@ class CupyOps(_Ops):
 
     def relu_backward(self, dy, a):
         return _relu_backward(dy, a)
+
+    def tanh_backward(self, dy, a):
+        return _tanh_backward(dy, a)
+
+    def sigmoid_backward(self, dy, a):
+        return _sigmoid_backward(dy, a)
+
+    def sigmoid_bce(self, z, y):
+        if z.dtype != y.dtype or z.shape != y.shape:
+            return super().sigmoid_bce(z, y)
+        n = z.dtype.type(z.size)
+        return _sigmoid_bce_sum(z, y) / n, _sigmoid_bce_grad(z, y, n)
 
     def sub_scaled(self, p, g, alpha):
         if p.dtype != g.dtype or p.shape != g.shape:

@@ -142,6 +142,13 @@ def dense_forward_backward(n_in: int, n_out: int, batch: int, *, device: str = "
 def count_kernel_launches(fn: Callable[[], Any], device: str) -> int | None:
     """CUDA kernels launched by one call of ``fn`` (any library's, seen through CUPTI by
     ``torch.profiler``); None on the CPU or where the profiler cannot see kernels."""
+    names = kernel_launches(fn, device)
+    return len(names) if names else None
+
+
+def kernel_launches(fn: Callable[[], Any], device: str) -> list[str] | None:
+    """The names of the CUDA kernels one call of ``fn`` launches, in order (copies and
+    memsets left out); None on the CPU or where the profiler cannot see kernels."""
     dev = torch.device(device)
     if dev.type != "cuda":
         return None
@@ -158,4 +165,5 @@ def count_kernel_launches(fn: Callable[[], Any], device: str) -> int | None:
     kernels = [e for e in prof.events()
                if e.device_type == torch.autograd.DeviceType.CUDA and "memcpy" not in e.name.lower()
                and "memset" not in e.name.lower()]
-    return len(kernels) or None
+    kernels.sort(key=lambda e: e.time_range.start)
+    return [e.name for e in kernels] or None

@@ -7,13 +7,18 @@
 #     --implementation cp --platform manylinux_2_28_x86_64 -d .whl \
 #     array-api-compat array-api-strict
 # then run it through the device tool: command "bash bench/gpu.sh", carry [".whl"],
-# timeout_s 540, and copy $OUT/gpu.json, gpu.png and bench.txt into bench/results/.
+# timeout_s 560, and copy $OUT/gpu.json, gpu.png, bench.txt and tests.txt into
+# bench/results/.
 #
-# What it does, in about 4 minutes: installs the carried wheels and nnx (src/nnx with
+# What it does, in at most 9 minutes (each stage has its own time limit and writes its
+# output under $OUT as it goes): installs the carried wheels and nnx (src/nnx with
 # backends/ as nnx.backends, as a wheel would lay it out) into a scratch site; records
-# the card; checks the CuPy fast paths against the portable ops ON the card; then runs
-# `nnx bench` for CuPy and torch (CUDA) with a wide MLP that fills the card. Without a
-# CUDA device it says so and runs the quick CPU suite instead, so it can be tried here.
+# the card; runs every cupy and torch (CUDA) case of the test suite on the card (the fast
+# paths against the portable ops among them); runs `nnx bench` for CuPy and torch (CUDA)
+# with a wide MLP that fills the card, settle 0 (no CPU thread pools to wait out); then
+# the XOR step once more with NNX_OPS=portable, to show what the fused kernels save.
+# Without a CUDA device it says so and runs the quick CPU suite instead, so it can be
+# tried here.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results/gpu-run}
@@ -55,13 +60,24 @@ if ! $PY -c "import sys, nnx; sys.exit(0 if 'cupy' in nnx.available_backends() e
     exit 0
 fi
 
-log "fast paths and benchmark code on the card (cupy cases only)"
-timeout 120 $PY -m pytest tests/test_fastpaths.py tests/test_benchmark.py -q -k cupy \
-    -p no:cacheprovider 2>&1 | tail -15 | tee "$OUT/tests.txt"
+log "test suite on the card: every cupy and torch (CUDA) case"
+timeout 200 $PY -m pytest tests -q -k "cupy or torch" -p no:cacheprovider -rfE --tb=short \
+    > "$OUT/tests.txt" 2>&1
+log "tests: $(tail -1 "$OUT/tests.txt")"
 
 log "benchmark: cupy and torch (CUDA), wide MLP 4096-4096-4096-10 x 4096"
-timeout 330 $PY -m nnx.benchmark --backends cupy,torch \
+timeout 240 $PY -m nnx.benchmark --backends cupy,torch --settle 0 \
     --sizes 4096,4096,4096,10 --batch 4096 --widths 1024,2048,4096,8192 \
     --batches 256,1024,8192 --sweep-width 4096 --dense 4096,4096,4096 --rounds 15 \
-    --out "$OUT" --name gpu 2>&1 | tee "$OUT/bench.txt"
+    --out "$OUT" --name gpu > "$OUT/bench.txt" 2> "$OUT/bench-log.txt"
+log "benchmark exit status $?"
+
+log "the XOR step with the portable ops alone (NNX_OPS=portable): launches and time"
+NNX_OPS=portable timeout 60 $PY -m nnx.benchmark --backends cupy --settle 0 \
+    --sizes 784,512,512,10 --batch 256 --widths 512 --batches 256 --sweep-width 512 \
+    --dense 512,512,256 --rounds 7 --no-plot --out "$OUT" --name gpu-portable \
+    > "$OUT/portable.txt" 2>> "$OUT/bench-log.txt"
 log "done: $(ls "$OUT" | tr '\n' ' ')"
+cat "$OUT/bench.txt"
+grep -A3 "kernel launches" "$OUT/portable.txt"
+grep -E "passed|failed|error" "$OUT/tests.txt" | tail -5

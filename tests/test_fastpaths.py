@@ -89,6 +89,62 @@ def test_relu_backward_matches_with_edge_values(backend):
     _same(backend, backend.ops.relu_backward(dy, a), _portable(backend).relu_backward(dy, a))
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+@pytest.mark.parametrize("which", ["tanh", "sigmoid"])
+def test_tanh_and_sigmoid_backward_match_with_edge_values(backend, which):
+    f = {"tanh": np.tanh, "sigmoid": lambda v: 1.0 / (1.0 + np.exp(-v))}[which]
+    vals = np.concatenate([EDGES, [0.5, -3.0, 30.0]]).astype(np.float32)
+    dy = np.repeat(vals[:, None], len(vals), axis=1)     # every dy against every a
+    with np.errstate(over="ignore"):
+        a = f(np.repeat(vals[None, :], len(vals), axis=0)).astype(np.float32)
+    dy, a = backend.from_numpy(dy), backend.from_numpy(a)
+    fast, ref = getattr(backend.ops, f"{which}_backward"), getattr(_portable(backend),
+                                                                     f"{which}_backward")
+    _same(backend, fast(dy, a), ref(dy, a))
+    closed = {"tanh": lambda d, v: d * (1 - v * v), "sigmoid": lambda d, v: d * v * (1 - v)}
+    d64, a64 = backend.to_numpy(dy).astype(np.float64), backend.to_numpy(a).astype(np.float64)
+    finite = np.isfinite(d64) & np.isfinite(a64)
+    np.testing.assert_allclose(backend.to_numpy(fast(dy, a))[finite],
+                               closed[which](d64, a64)[finite], rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [4, 3000])
+def test_sigmoid_bce_matches_closed_form_and_portable(backend, rng, dtype, n):
+    """Loss and gradient of BCE on logits: the fast path against the portable formula and
+    against log(1 + e^z) − z y and (σ(z) − y)/N computed per element with ``math``."""
+    import math
+
+    z = rng.standard_normal((n, 1)) * 6
+    z[:4, 0] = [0.0, 80.0, -80.0, 1e-3]                  # saturated both ways, and ~0
+    y = rng.random((n, 1))
+    y[: n // 2] = np.round(y[: n // 2])                   # hard and soft targets
+    z, y = z.astype(dtype), y.astype(dtype)
+    zb, yb = backend.from_numpy(z), backend.from_numpy(y)
+    loss, grad = backend.ops.sigmoid_bce(zb, yb)
+    ref_loss, ref_grad = _portable(backend).sigmoid_bce(zb, yb)
+    tol = 2e-6 if dtype == "float32" else 1e-13
+    np.testing.assert_allclose(float(loss), float(ref_loss), rtol=tol)
+    np.testing.assert_allclose(backend.to_numpy(grad), backend.to_numpy(ref_grad),
+                               rtol=tol, atol=tol / n)
+    zs, ys = z.astype(np.float64).ravel(), y.astype(np.float64).ravel()
+    terms = [max(v, 0.0) - v * t + math.log1p(math.exp(-abs(v))) for v, t in zip(zs, ys)]
+    sig = [1.0 / (1.0 + math.exp(-v)) for v in zs]
+    np.testing.assert_allclose(float(loss), math.fsum(terms) / n, rtol=tol)
+    np.testing.assert_allclose(backend.to_numpy(grad).ravel(),
+                               [(s - t) / n for s, t in zip(sig, ys)], rtol=tol, atol=tol / n)
+    assert backend.to_numpy(grad).dtype == np.dtype(dtype)
+
+
+def test_nnx_ops_portable_turns_fast_paths_off(monkeypatch):
+    fast = registry.load("numpy")
+    assert type(fast.ops) is not Ops
+    monkeypatch.setenv("NNX_OPS", "portable")
+    assert type(dataclasses.replace(fast, ops=None).ops) is Ops
+    monkeypatch.setenv("NNX_OPS", "")
+    assert type(dataclasses.replace(fast, ops=None).ops) is type(fast.ops)
+
+
 @pytest.mark.parametrize("shape", [(3, 2), (700, 500)], ids=["tiny", "chunked"])
 def test_sub_scaled_matches_and_updates_in_place(backend, rng, shape):
     p0, g = rng.standard_normal(shape).astype(np.float32), rng.standard_normal(shape)

@@ -114,6 +114,9 @@ class Sigmoid(ActivationLayer):
     def _df(self, z, a, xp):
         return a * (1.0 - a)
 
+    def _vjp(self, dy, xp):
+        return self._ops.sigmoid_backward(dy, self._a)   # dL/da ⊙ a(1 − a), fused where possible
+
 
 class Tanh(ActivationLayer):
     """tanh(z); tanh'(z) = 1 − a²."""
@@ -126,6 +129,9 @@ class Tanh(ActivationLayer):
 
     def _df(self, z, a, xp):
         return 1.0 - a * a
+
+    def _vjp(self, dy, xp):
+        return self._ops.tanh_backward(dy, self._a)      # dL/da ⊙ (1 − a²), fused where possible
 
 
 class ReLU(ActivationLayer):

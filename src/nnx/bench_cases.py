@@ -259,8 +259,9 @@ def torch_step_peak_memory(backend: Backend | str, net: Network, *, seed: int = 
 # -- GPU kernel launches -----------------------------------------------------------------
 
 def kernel_launches(backend: Backend | str, net: Network, *, seed: int = 0) -> dict[str, Any]:
-    """CUDA kernels launched by one step of nnx and of PyTorch (seen by torch's profiler);
-    empty on the CPU or without torch."""
+    """CUDA kernels launched by one step of nnx and of PyTorch (seen by torch's profiler):
+    ``{"nnx": count, "nnx_kernels": [names], "torch": ..., "torch_kernels": ...}``; empty
+    on the CPU or without torch."""
     backend = resolve_backend(backend)
     ref, device = _torch_device(backend)
     if device is None or not device.startswith("cuda"):
@@ -269,5 +270,7 @@ def kernel_launches(backend: Backend | str, net: Network, *, seed: int = 0) -> d
     for who, timed in (("nnx", training_step(backend, net, seed=seed)),
                        ("torch", torch_step(backend, net, seed=seed))):
         if timed is not None:
-            out[who] = ref.count_kernel_launches(timed.fn, device)
+            names = ref.kernel_launches(timed.fn, device)
+            out[who] = len(names) if names else None
+            out[f"{who}_kernels"] = names
     return out

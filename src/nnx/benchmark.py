@@ -285,6 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for n in result["launches"]:
         print(f"\nCUDA kernel launches per step, {n['backend']} {n['net']}: "
               f"nnx {n.get('nnx')}, torch {n.get('torch')}")
+        for who in ("nnx", "torch"):
+            names = n.get(f"{who}_kernels") or []
+            if names:
+                print(f"  {who}: " + ", ".join(k[:36] for k in names))
     if result["targets"]:
         print("\ntargets")
         print(report.format_targets(result["targets"]))

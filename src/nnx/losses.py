@@ -105,13 +105,7 @@ def sigmoid_binary_cross_entropy(logits: Array, target: Array, *,
     """
     xp = namespace_of(logits, xp=xp)
     y = _float_target(logits, target, xp, "sigmoid_binary_cross_entropy")
-    z = logits
-    e = xp.exp(-xp.abs(z))                       # e^(−|z|) ∈ (0, 1]: never overflows
-    m = xp.minimum(z, 0.0)                       # so max(z, 0) = z − m
-    n = _size(z)
-    loss = ops_of(z).sum(z - m - z * y + xp.log1p(e)) / n
-    sigma = xp.exp(m) / (1.0 + e)                # σ(z) = e^min(z,0) / (1 + e^(−|z|))
-    return loss, (sigma - y) / n
+    return ops_of(logits).sigmoid_bce(logits, y)     # the formula: nnx.backends.Ops
 
 
 def softmax_cross_entropy(logits: Array, labels: Array, *,
