@@ -185,7 +185,7 @@ def test_one_bucket_round_trip(backend, to_np):
     layout = GradientBuckets(model)
     assert len(layout.buckets) == 1
     assert layout.num_elements == 4 * 3 + 4 + 2 * 4 + 2 + 1
-    buf = layout.pack(0, weight=0.25, loss=xp.asarray(2.0, dtype=xp.float64))
+    buf = layout.pack(0, weight=0.25, loss=nnx.asarray(2.0, dtype="float64"))  # on the device
     flat = to_np(buf)
     # layer order, W before b, row-major, then the loss: a plain NumPy concatenation
     want = np.concatenate([grads[(i, g)].ravel() for i in range(2) for g in ("dW", "db")]
@@ -300,7 +300,18 @@ def test_nccl_dtypes():
 
 
 class _DoublingComm:
-    """Allreduce as two ranks holding the same buffer would see it: in place, times 2."""
+    """Allreduce as two ranks holding the same buffer would see it: in place, times 2.
+
+    To NCCL (cupy) it is a communicator of one rank, which sums over itself alone."""
+
+    def Get_rank(self):
+        return 0
+
+    def Get_size(self):
+        return 1
+
+    def bcast(self, obj, root=0):
+        return obj
 
     def Allreduce(self, sendbuf, recvbuf, op=None):
         assert isinstance(recvbuf, np.ndarray)        # MPI gets host memory here
@@ -314,7 +325,8 @@ def test_transport_buffer_handling(backend, to_np):
     buf = nnx.asarray([1.0, -2.0, 3.5], dtype="float64")
     kind = _comm.choose_transport(backend)
     out = _comm.all_reducer(backend, _DoublingComm())(buf)
-    np.testing.assert_array_equal(to_np(out), [2.0, -4.0, 7.0])
+    ranks = 1 if kind == "nccl" else 2
+    np.testing.assert_array_equal(to_np(out), [1.0 * ranks, -2.0 * ranks, 3.5 * ranks])
     assert backend.owns(out)
     if kind == "mpi":
         assert out is buf
