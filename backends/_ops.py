@@ -47,15 +47,15 @@ class Ops:
         """a = max(z, 0), elementwise (NaN stays NaN)."""
         return self.xp.maximum(z, 0.0)
 
-    def relu_backward(self, dy: Array, a: Array) -> Array:
+    def relu_backward(self, dy: Array, a: Array, out: Array | None = None) -> Array:
         """dL/dz = dL/da ⊙ [a > 0] for a = max(z, 0) (a > 0 exactly where z > 0)."""
         return dy * self.xp.astype(a > 0, dy.dtype)
 
-    def tanh_backward(self, dy: Array, a: Array) -> Array:
+    def tanh_backward(self, dy: Array, a: Array, out: Array | None = None) -> Array:
         """dL/dz = dL/da ⊙ (1 − a²) for a = tanh(z)."""
         return dy * (1.0 - a * a)
 
-    def sigmoid_backward(self, dy: Array, a: Array) -> Array:
+    def sigmoid_backward(self, dy: Array, a: Array, out: Array | None = None) -> Array:
         """dL/dz = dL/da ⊙ a(1 − a) for a = σ(z)."""
         return dy * (a * (1.0 - a))
 

@@ -123,14 +123,16 @@ class CupyOps(_Ops):
             return cupy.sum(x, axis=0, out=out)
         return cupy.sum(x, axis=0)
 
-    def relu_backward(self, dy, a):
-        return _relu_backward(dy, a)
+    # An ElementwiseKernel takes its outputs as trailing arguments or not at all (None is
+    # refused), and may write into an input, element for element.
+    def relu_backward(self, dy, a, out=None):
+        return _elementwise(_relu_backward, dy, a, out)
 
-    def tanh_backward(self, dy, a):
-        return _tanh_backward(dy, a)
+    def tanh_backward(self, dy, a, out=None):
+        return _elementwise(_tanh_backward, dy, a, out)
 
-    def sigmoid_backward(self, dy, a):
-        return _sigmoid_backward(dy, a)
+    def sigmoid_backward(self, dy, a, out=None):
+        return _elementwise(_sigmoid_backward, dy, a, out)
 
     def sigmoid_bce(self, z, y):
         if z.dtype != y.dtype or z.shape != y.shape:
@@ -144,6 +146,13 @@ class CupyOps(_Ops):
             return p
         _sub_scaled(g, p.dtype.type(alpha), p)
         return p
+
+
+def _elementwise(kernel: Any, dy: Any, a: Any, out: Any) -> Any:
+    """``kernel(dy, a)`` written into ``out`` where it fits the result, else a new array."""
+    if out is not None and out.shape == dy.shape == a.shape and out.dtype == dy.dtype == a.dtype:
+        return kernel(dy, a, out)
+    return kernel(dy, a)
 
 
 def ops(xp: Any) -> CupyOps:

@@ -138,8 +138,36 @@ class NumpyOps(_Ops):
             zero = self._zero_rows[key] = np.zeros(z.shape[-1], dtype=z.dtype)
         return np.maximum(z, zero)
 
-    def relu_backward(self, dy, a):
+    def relu_backward(self, dy, a, out=None):
+        if out is not None and out.size >= SMALL and out.shape == dy.shape \
+                and out.dtype == dy.dtype:
+            return np.multiply(dy, a > 0, out=out)
         return np.multiply(dy, a > 0)      # bool × float: no float copy of the mask
+
+    # The portable expressions, operation for operation (so bit for bit); for large
+    # arrays the factor is made in one scratch array and the product written into ``out``
+    # (small ones: the operators, which NumPy dispatches faster than out= calls).
+    def tanh_backward(self, dy, a, out=None):
+        if dy.size < SMALL:
+            return dy * (1.0 - a * a)
+        factor = np.multiply(a, a)
+        np.subtract(1.0, factor, out=factor)              # 1 − a²
+        return np.multiply(dy, factor, out=self._out(out, dy, factor))
+
+    def sigmoid_backward(self, dy, a, out=None):
+        if dy.size < SMALL:
+            return dy * (a * (1.0 - a))
+        factor = np.subtract(1.0, a)
+        np.multiply(a, factor, out=factor)                # a(1 − a)
+        return np.multiply(dy, factor, out=self._out(out, dy, factor))
+
+    @staticmethod
+    def _out(out, dy, scratch):
+        """``out`` where it fits the result, else the scratch array where that does."""
+        if out is not None and out.shape == dy.shape and out.dtype == dy.dtype:
+            return out
+        return scratch if scratch.shape == np.broadcast_shapes(dy.shape, scratch.shape) \
+            and scratch.dtype == np.result_type(dy, scratch) else None
 
     def sigmoid_bce(self, z, y):
         # 4 ufunc calls and a reduction where the portable form makes 14: on a tiny

@@ -100,6 +100,9 @@ def test_relu_backward_matches_with_edge_values(backend):
     a = np.maximum(np.repeat(vals[None, :], len(vals), axis=0), 0.0)
     dy, a = backend.from_numpy(dy), backend.from_numpy(a)
     _same(backend, backend.ops.relu_backward(dy, a), _portable(backend).relu_backward(dy, a))
+    scratch = backend.xp.asarray(dy, copy=True)
+    got = backend.ops.relu_backward(scratch, a, out=scratch)
+    _same(backend, got, _portable(backend).relu_backward(dy, a))
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered")
@@ -114,11 +117,30 @@ def test_tanh_and_sigmoid_backward_match_with_edge_values(backend, which):
     fast, ref = getattr(backend.ops, f"{which}_backward"), getattr(_portable(backend),
                                                                      f"{which}_backward")
     _same(backend, fast(dy, a), ref(dy, a), fma_scale=backend.to_numpy(dy))
+    if not backend.immutable_arrays:                # written into dy itself, as Sequential does
+        scratch = backend.xp.asarray(dy, copy=True)
+        got = fast(scratch, a, out=scratch)
+        _same(backend, got, ref(dy, a), fma_scale=backend.to_numpy(dy))
     closed = {"tanh": lambda d, v: d * (1 - v * v), "sigmoid": lambda d, v: d * v * (1 - v)}
     d64, a64 = backend.to_numpy(dy).astype(np.float64), backend.to_numpy(a).astype(np.float64)
     finite = np.isfinite(d64) & np.isfinite(a64)
     np.testing.assert_allclose(backend.to_numpy(fast(dy, a))[finite],
                                closed[which](d64, a64)[finite], rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("which", ["relu", "tanh", "sigmoid"])
+def test_activation_backward_writes_into_out(backend, rng, which):
+    """Large arrays: NumPy and CuPy write dL/dz into ``out`` (here dy itself); every
+    backend gives the portable numbers."""
+    dy_host = rng.standard_normal((80, 100)).astype(np.float32)
+    a = backend.from_numpy(np.tanh(rng.standard_normal((80, 100))).astype(np.float32) ** 2)
+    name = f"{which}_backward"
+    want = getattr(_portable(backend), name)(backend.from_numpy(dy_host), a)
+    dy = backend.from_numpy(dy_host)
+    got = getattr(backend.ops, name)(dy, a, out=dy)
+    _same(backend, got, want, fma_scale=dy_host)
+    if backend.name in ("numpy", "cupy"):
+        assert got is dy
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -77,7 +77,7 @@ def test_sequential_backward_input_grad(backend, rng):
     x = backend.from_numpy(rng.standard_normal((5, 3)).astype(np.float32))
     dy = backend.from_numpy(np.ones((5, 2), dtype=np.float32))
     net.forward(x)
-    assert net.backward(dy, input_grad=False) is None
+    assert net.backward(dy, input_grad=False, retain_cache=True) is None
     dW_no_input = backend.to_numpy(net.dense_layers[0].dW)
     dx = net.backward(dy)
     assert tuple(dx.shape) == (5, 3)
@@ -180,3 +180,35 @@ def test_mlp_copies_an_activation_instance_per_position(backend, rng):
     assert all(h.alpha == 0.2 for h in hidden)
     x = backend.from_numpy(rng.standard_normal((5, 3)))
     assert nnx.gradcheck(net, x, backend.from_numpy(rng.standard_normal((5, 2))), "mse") < 1e-6
+
+
+def test_sequential_backward_consumes_the_caches(backend, rng):
+    net = nnx.MLP([3, 4, 4, 2], activation="tanh", seed=1)
+    x = backend.from_numpy(rng.standard_normal((5, 3)).astype(np.float32))
+    dy = backend.from_numpy(rng.standard_normal((5, 2)).astype(np.float32))
+    net.forward(x)
+    net.backward(dy, retain_cache=True)
+    kept = [backend.to_numpy(d.dW) for d in net.dense_layers]
+    net.backward(dy)                               # the caches were retained: same result
+    for d, want in zip(net.dense_layers, kept):
+        np.testing.assert_array_equal(backend.to_numpy(d.dW), want)
+    assert all(getattr(layer, "_x", None) is None and getattr(layer, "_a", None) is None
+               for layer in net.layers)            # ... and now released
+    with pytest.raises(RuntimeError, match="before forward"):
+        net.backward(dy)
+
+
+HEADS = {"tanh": [nnx.Tanh], "relu": [nnx.ReLU], "sigmoid": [nnx.Sigmoid],
+         "relu-identity": [nnx.ReLU, nnx.Identity]}   # dy reaches the ReLU through Identity
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_sequential_backward_never_writes_into_the_callers_dy(backend, rng, head):
+    """The activation layers overwrite only gradients Sequential made itself."""
+    net = nnx.Sequential(nnx.Dense(3, 4, seed=0), *(make() for make in HEADS[head]))
+    x = backend.from_numpy(rng.standard_normal((5, 3)).astype(np.float32))
+    dy_host = rng.standard_normal((5, 4)).astype(np.float32)
+    dy = backend.from_numpy(dy_host)
+    net.forward(x)
+    net.backward(dy)
+    np.testing.assert_array_equal(backend.to_numpy(dy), dy_host)

@@ -36,6 +36,7 @@ class ActivationLayer(Layer):
         self._type: type | None = None
         self._xp: Any = None
         self._ops: Any = None
+        self._fused_vjp: Any = None
         self._z: Array | None = None
         self._a: Array | None = None
 
@@ -46,6 +47,7 @@ class ActivationLayer(Layer):
         if type(x) is not self._type:
             self._xp = array_api_compat.array_namespace(x)
             self._ops = ops_of(x)
+            self._fused_vjp = None if self._fused is None else getattr(self._ops, self._fused)
             self._type = type(x)
         return self._xp
 
@@ -56,8 +58,15 @@ class ActivationLayer(Layer):
         self._z, self._a = (x if self.needs_input else None), a
         return a
 
-    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
-        """dL/dz = dL/da ⊙ f'(z)."""
+    def backward(self, dy: Array, *, input_grad: bool = True,
+                 overwrite_dy: bool = False) -> Array | None:
+        """dL/dz = dL/da ⊙ f'(z).
+
+        With ``overwrite_dy=True`` the result may be written into ``dy`` (the ReLU, tanh
+        and sigmoid layers do so on NumPy and CuPy), saving one array of its size: for a
+        ``dy`` nobody else holds. :meth:`Sequential.backward` passes it for the gradients
+        its own layers made.
+        """
         if self._a is None:
             raise self._no_cache()
         if not input_grad:
@@ -65,7 +74,16 @@ class ActivationLayer(Layer):
         if dy.shape != self._a.shape:
             raise ValueError(f"{self!r}.backward expects dL/da of shape {tuple(self._a.shape)}; "
                              f"got {tuple(dy.shape)}")
+        if overwrite_dy and self._fused_vjp is not None:
+            return self._fused_vjp(dy, self._a, out=dy)
         return self._vjp(dy, self._xp)
+
+    def release_cache(self) -> None:
+        self._z = self._a = None
+
+    #: the name of the ``ops`` method ``(dy, a, out=None)`` that computes this layer's
+    #: vector-Jacobian product from a alone (ReLU, tanh, sigmoid); None elsewhere.
+    _fused: str | None = None
 
     def _vjp(self, dy: Array, xp: Any) -> Array:
         return dy * self._df(self._z, self._a, xp)
@@ -114,6 +132,8 @@ class Sigmoid(ActivationLayer):
     def _df(self, z, a, xp):
         return a * (1.0 - a)
 
+    _fused = "sigmoid_backward"
+
     def _vjp(self, dy, xp):
         return self._ops.sigmoid_backward(dy, self._a)   # dL/da ⊙ a(1 − a), fused where possible
 
@@ -130,6 +150,8 @@ class Tanh(ActivationLayer):
     def _df(self, z, a, xp):
         return 1.0 - a * a
 
+    _fused = "tanh_backward"
+
     def _vjp(self, dy, xp):
         return self._ops.tanh_backward(dy, self._a)      # dL/da ⊙ (1 − a²), fused where possible
 
@@ -142,6 +164,8 @@ class ReLU(ActivationLayer):
 
     def _f(self, z, xp):
         return self._ops.relu(z)                      # max(z, 0)
+
+    _fused = "relu_backward"
 
     def _vjp(self, dy, xp):
         return self._ops.relu_backward(dy, self._a)   # dL/dz = dL/da ⊙ [a > 0]

@@ -31,6 +31,10 @@ class Layer:
     def __call__(self, x: Array) -> Array:
         return self.forward(x)
 
+    def release_cache(self) -> None:
+        """Drop what ``forward`` cached; ``backward`` needs a new ``forward`` after this.
+        :meth:`Sequential.backward` calls it on each layer once that layer is done."""
+
     def parameters(self) -> dict[str, Array]:
         """The trainable arrays by name (``{}`` for parameter-free layers)."""
         return {name: getattr(self, name) for name in self.param_names
@@ -188,3 +192,6 @@ class Dense(Layer):
         if self._b is not None:
             self.db = self._db_own = ops.sum_rows(dy, out=out_b)  # dL/db = Σ_rows δ  (out,)
         return ops.matmul(dy, self._W) if input_grad else None    # dL/dX = δ W       (n, in)
+
+    def release_cache(self) -> None:
+        self._x = None

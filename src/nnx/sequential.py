@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import backends as _registry
-from .activation_layers import make_activation
+from .activation_layers import ActivationLayer, make_activation
 from .backend import Backend, resolve_backend
 from .layers import Dense, Layer
 
@@ -72,15 +72,33 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
+    def backward(self, dy: Array, *, input_grad: bool = True,
+                 retain_cache: bool = False) -> Array | None:
         """Backpropagate dL/d(output) (n, out); returns dL/dx (n, in).
 
         With ``input_grad=False`` the first layer skips the product for dL/dx (nobody
         needs it when x is data) and None is returned.
+
+        Backward consumes what forward cached, as PyTorch frees its saved tensors: each
+        layer drops its cache once its gradients are made, and the activation layers
+        write dL/dz into the dL/da that the layer above handed them. So at most two
+        (n, width) gradient arrays are alive beside the caches not yet consumed. Run
+        forward again before another backward, or pass ``retain_cache=True``.
         """
-        last = len(self.layers) - 1
-        for i in range(last, -1, -1):
-            dy = self.layers[i].backward(dy, input_grad=input_grad or i > 0)
+        layers = self.layers
+        release = not retain_cache
+        mine = False                 # whether dy is an array this backward made
+        for i in range(len(layers) - 1, -1, -1):
+            layer = layers[i]
+            if mine and release and isinstance(layer, ActivationLayer):
+                out = layer.backward(dy, input_grad=input_grad or i > 0, overwrite_dy=True)
+            else:
+                out = layer.backward(dy, input_grad=input_grad or i > 0)
+            if release:
+                layer.release_cache()
+            if out is not dy:        # a fresh array from nnx's own layers is ours to reuse
+                mine = isinstance(layer, (Dense, ActivationLayer))
+            dy = out
         return dy
 
     def fit(self, X: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int,
