@@ -103,9 +103,11 @@ def sigmoid_binary_cross_entropy(logits: Array, target: Array, *,
     Stable for any logits; grad = (σ(z) − y)/N. Matches
     ``torch.nn.functional.binary_cross_entropy_with_logits``.
     """
-    xp = namespace_of(logits, xp=xp)
-    y = _float_target(logits, target, xp, "sigmoid_binary_cross_entropy")
-    return ops_of(logits).sigmoid_bce(logits, y)     # the formula: nnx.backends.Ops
+    if type(target) is not type(logits) or target.dtype != logits.dtype \
+            or target.shape != logits.shape:         # (the checks cost more than a tiny loss)
+        xp = namespace_of(logits, xp=xp)
+        target = _float_target(logits, target, xp, "sigmoid_binary_cross_entropy")
+    return ops_of(logits).sigmoid_bce(logits, target)   # the formula: nnx.backends.Ops
 
 
 def softmax_cross_entropy(logits: Array, labels: Array, *,
