@@ -8,6 +8,8 @@ import array_api_compat.torch as xp
 import numpy as np
 import torch
 
+from ._ops import Ops as _Ops
+
 
 def available() -> str | None:
     return None
@@ -54,6 +56,47 @@ def library_version() -> str:
 def device_name(device: Any) -> str:
     device = torch.device(device)
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+# -- fast paths (each checked against the portable Ops in tests/test_fastpaths.py) ------
+
+def _fits(out: Any, like: Any, shape: tuple[int, ...]) -> bool:
+    """Whether ``out`` can take a result of ``shape`` and of ``like``'s dtype and device."""
+    return (out is not None and tuple(out.shape) == shape and out.dtype == like.dtype
+            and out.device == like.device and not out.requires_grad)
+
+
+class TorchOps(_Ops):
+    """PyTorch's ``out=`` arguments: gradients written into their previous buffers, the
+    ReLU backward into the gradient it is handed, and the update as one fused ``sub_``
+    (PyTorch's own SGD update) instead of a product and a difference."""
+
+    kind = "torch"
+
+    def matmul(self, a, b, out=None):
+        shape = (a.shape[0], b.shape[1])
+        if a.dtype == b.dtype and _fits(out, a, shape):
+            return torch.matmul(a, b, out=out)
+        return a @ b
+
+    def sum_rows(self, x, out=None):
+        if _fits(out, x, tuple(x.shape[1:])):
+            return torch.sum(x, dim=0, out=out)
+        return torch.sum(x, dim=0)
+
+    def relu_backward(self, dy, a, out=None):
+        if a.shape == dy.shape and _fits(out, dy, tuple(dy.shape)):
+            return torch.mul(dy, a > 0, out=out)       # bool mask: no float copy of it
+        return dy * (a > 0)
+
+    def sub_scaled(self, p, g, alpha):
+        if p.dtype != g.dtype or p.shape != g.shape or p.requires_grad:
+            return super().sub_scaled(p, g, alpha)
+        return p.sub_(g, alpha=alpha)                  # p ← p − α g in one pass (may fuse)
+
+
+def ops(xp: Any) -> TorchOps:
+    return TorchOps(xp)
 
 
 class _CudaMemory:
