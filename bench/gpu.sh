@@ -7,8 +7,8 @@
 #     --implementation cp --platform manylinux_2_28_x86_64 -d .whl \
 #     array-api-compat array-api-strict
 # then run it through the device tool: command "bash bench/gpu.sh", carry [".whl"],
-# timeout_s 560, and copy $OUT/gpu.json, gpu.png, bench.txt and tests.txt into
-# bench/results/.
+# timeout_s 560, and copy gpu.json, gpu.png, bench.txt (as gpu.txt), tests.txt (as
+# gpu-tests.txt) and portable.txt (as gpu-portable.txt) into bench/results/.
 #
 # What it does, in at most 9 minutes (each stage has its own time limit and writes its
 # output under $OUT as it goes): installs the carried wheels and nnx (src/nnx with
@@ -41,7 +41,9 @@ export NVIDIA_TF32_OVERRIDE=0          # full float32 products in every library 
 export CUPY_TF32=0
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 
-$PY - <<'EOF' 2>&1 | tee "$OUT/versions.txt"
+# At most 8 files come back from the device tool: the card, versions and progress all go
+# into log.txt; then tests.txt, bench.txt, gpu.json, gpu.png, portable.txt, gpu-portable.json.
+$PY - <<'EOF' 2>&1 | tee -a "$OUT/log.txt"
 import nnx, platform
 print("nnx from", nnx.__file__, "| python", platform.python_version())
 print("usable backends:", nnx.available_backends())
@@ -51,7 +53,7 @@ for name in nnx.available_backends():
 print("cupy:", nnx.backends.why_unavailable("cupy") or "usable")
 EOF
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv \
-    > "$OUT/nvidia-smi.txt" 2>&1 || echo "no nvidia-smi" > "$OUT/nvidia-smi.txt"
+    >> "$OUT/log.txt" 2>&1 || echo "no nvidia-smi" >> "$OUT/log.txt"
 
 if ! $PY -c "import sys, nnx; sys.exit(0 if 'cupy' in nnx.available_backends() else 1)"; then
     log "no CUDA device answers to cupy: GPU figures cannot be measured here"
@@ -69,14 +71,14 @@ log "benchmark: cupy and torch (CUDA), wide MLP 4096-4096-4096-10 x 4096"
 timeout 240 $PY -m nnx.benchmark --backends cupy,torch --settle 0 \
     --sizes 4096,4096,4096,10 --batch 4096 --widths 1024,2048,4096,8192 \
     --batches 256,1024,8192 --sweep-width 4096 --dense 4096,4096,4096 --rounds 15 \
-    --out "$OUT" --name gpu > "$OUT/bench.txt" 2> "$OUT/bench-log.txt"
+    --out "$OUT" --name gpu > "$OUT/bench.txt" 2>> "$OUT/log.txt"
 log "benchmark exit status $?"
 
 log "the XOR step with the portable ops alone (NNX_OPS=portable): launches and time"
 NNX_OPS=portable timeout 60 $PY -m nnx.benchmark --backends cupy --settle 0 \
     --sizes 784,512,512,10 --batch 256 --widths 512 --batches 256 --sweep-width 512 \
     --dense 512,512,256 --rounds 7 --no-plot --out "$OUT" --name gpu-portable \
-    > "$OUT/portable.txt" 2>> "$OUT/bench-log.txt"
+    > "$OUT/portable.txt" 2>> "$OUT/log.txt"
 log "done: $(ls "$OUT" | tr '\n' ' ')"
 cat "$OUT/bench.txt"
 grep -A3 "kernel launches" "$OUT/portable.txt"
