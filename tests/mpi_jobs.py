@@ -1,7 +1,7 @@
 """Jobs that tests/test_distributed.py runs under ``mpiexec -n N``; not a test module.
 
     mpiexec -n 2 python tests/mpi_jobs.py equivalence OUT_DIR [BACKEND ...]
-    mpiexec -n 2 python tests/mpi_jobs.py fail-raise|fail-kill|fail-leave|fail-context
+    mpiexec -n 2 python tests/mpi_jobs.py fail-raise|fail-kill|fail-leave|fail-stall|fail-context
     mpiexec -n 2 python tests/mpi_jobs.py root-only OUT_DIR
 
 The equivalence job trains each of CASES data-parallel and writes, from rank 0 only,
@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 
@@ -89,7 +90,7 @@ def equivalence(out: str, backends: list[str]) -> None:
 
 
 def failing_loss(mode: str):
-    """softmax cross-entropy that fails on rank 1 at its third step, in one of four ways."""
+    """softmax cross-entropy that fails on rank 1 at its third step, in one of five ways."""
     calls = [0]
 
     def loss(pred, y):
@@ -101,6 +102,8 @@ def failing_loss(mode: str):
                 os.kill(os.getpid(), signal.SIGKILL)
             if mode == "leave":   # a rank that quits training quietly; the others wait
                 raise SystemExit(0)
+            if mode == "stall":   # a rank that stops answering but stays alive
+                time.sleep(120)
         return nnx.losses.softmax_cross_entropy(pred, y)
     return loss
 

@@ -112,11 +112,23 @@ def test_a_failing_rank_stops_the_job(mode, message):
 
 
 @needs_mpi
-def test_a_rank_that_leaves_is_caught_by_the_watchdog():
-    rc, out, seconds = _launch(2, "fail-leave", timeout=90, env={"NNX_DISTRIBUTED_TIMEOUT": "2"})
+def test_a_stalled_rank_is_caught_by_the_watchdog():
+    """Rank 1 sleeps 120 s mid-training, alive and silent: only rank 0's watchdog (2 s)
+    can end the job inside 30 s, and it says why."""
+    rc, out, seconds = _launch(2, "fail-stall", timeout=90, env={"NNX_DISTRIBUTED_TIMEOUT": "2"})
     assert rc != 0, out
     assert seconds < 30, (seconds, out)
     assert "rank 0 of 2 waited more than 2 s in the gradient all-reduce" in out, out
+
+
+@needs_mpi
+def test_a_rank_that_leaves_stops_the_job():
+    """Rank 1 exits quietly mid-training. Either the MPI runtime notices the exit or rank
+    0's watchdog fires first (a race between the two): the job ends, failed, either way."""
+    rc, out, seconds = _launch(2, "fail-leave", timeout=90, env={"NNX_DISTRIBUTED_TIMEOUT": "2"})
+    assert rc != 0, out
+    assert seconds < 30, (seconds, out)
+    assert "finished" not in out, out
 
 
 @needs_mpi
