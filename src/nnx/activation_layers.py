@@ -26,7 +26,8 @@ __all__ = [
 
 class ActivationLayer(Layer):
     """A parameter-free elementwise layer; subclasses define ``_f`` and either ``_df``
-    (f' from z and a; z is None when ``needs_input`` is False) or the whole ``_vjp``."""
+    (f' from z and a; z is None when ``needs_input`` is False), the whole ``_vjp``, or
+    ``_fused``: the backend op that computes dL/dz from dL/da and a."""
 
     name = "activation"
     #: whether backward needs z itself; when False only a = f(z) is cached (z is None).
@@ -74,8 +75,8 @@ class ActivationLayer(Layer):
         if dy.shape != self._a.shape:
             raise ValueError(f"{self!r}.backward expects dL/da of shape {tuple(self._a.shape)}; "
                              f"got {tuple(dy.shape)}")
-        if overwrite_dy and self._fused_vjp is not None:
-            return self._fused_vjp(dy, self._a, out=dy)
+        if self._fused_vjp is not None:       # one backend op, written into dy if allowed
+            return self._fused_vjp(dy, self._a, out=dy if overwrite_dy else None)
         return self._vjp(dy, self._xp)
 
     def release_cache(self) -> None:
@@ -125,6 +126,7 @@ class Sigmoid(ActivationLayer):
 
     name = "sigmoid"
     needs_input = False
+    _fused = "sigmoid_backward"   # dL/da ⊙ a(1 − a): one backend op
 
     def _f(self, z, xp):
         return F.sigmoid(z, xp=xp)
@@ -132,17 +134,13 @@ class Sigmoid(ActivationLayer):
     def _df(self, z, a, xp):
         return a * (1.0 - a)
 
-    _fused = "sigmoid_backward"
-
-    def _vjp(self, dy, xp):
-        return self._ops.sigmoid_backward(dy, self._a)   # dL/da ⊙ a(1 − a), fused where possible
-
 
 class Tanh(ActivationLayer):
     """tanh(z); tanh'(z) = 1 − a²."""
 
     name = "tanh"
     needs_input = False
+    _fused = "tanh_backward"   # dL/da ⊙ (1 − a²): one backend op
 
     def _f(self, z, xp):
         return xp.tanh(z)
@@ -150,25 +148,16 @@ class Tanh(ActivationLayer):
     def _df(self, z, a, xp):
         return 1.0 - a * a
 
-    _fused = "tanh_backward"
-
-    def _vjp(self, dy, xp):
-        return self._ops.tanh_backward(dy, self._a)      # dL/da ⊙ (1 − a²), fused where possible
-
 
 class ReLU(ActivationLayer):
     """max(0, z); derivative 1 where z > 0, else 0 (a > 0 exactly where z > 0)."""
 
     name = "relu"
     needs_input = False
+    _fused = "relu_backward"   # dL/da ⊙ [a > 0]: one backend op
 
     def _f(self, z, xp):
         return self._ops.relu(z)                      # max(z, 0)
-
-    _fused = "relu_backward"
-
-    def _vjp(self, dy, xp):
-        return self._ops.relu_backward(dy, self._a)   # dL/dz = dL/da ⊙ [a > 0]
 
 
 class LeakyReLU(ActivationLayer):
