@@ -82,15 +82,18 @@ def test_floor_runs_exactly_the_counted_products(backend):
     assert b.ops.flops == acc.floor_flops(net.sizes, net.batch)
 
 
-def test_step_backward_runs_no_product_beyond_the_floor(backend):
-    """The step's backward products (through ops) are the floor's less its forward."""
+def test_step_runs_exactly_the_floors_products(backend):
+    """Every product of the step (forward and backward) goes through ``ops.matmul``, and
+    they are the floor's: 2·batch·Σ in·out forward, twice that backward less the first
+    layer's dX."""
     net = cases.Network((5, 7, 6, 3), 4)
     b = _counting(backend.name)
     timed = cases.training_step(b, net)
     b.ops.flops = 0
     timed.fn()
     forward = 2 * net.batch * (5 * 7 + 7 * 6 + 6 * 3)
-    assert b.ops.flops == acc.floor_flops(net.sizes, net.batch) - forward
+    backward = 2 * forward - 2 * net.batch * 5 * 7
+    assert b.ops.flops == forward + backward == acc.floor_flops(net.sizes, net.batch)
 
 
 # -- memory ------------------------------------------------------------------------------

@@ -165,7 +165,7 @@ class Dense(Layer):
         """Z = X W^T + b, caching X for the backward pass. ``x``: (n, in) → (n, out)."""
         x = self._check_input(x)
         self._x = x
-        z = x @ self._W.T
+        z = self._ops.matmul(x, self._W.T)                        # X Wᵀ         (n, out)
         if self._b is not None:
             z += self._b
         return z
