@@ -57,9 +57,8 @@ def install_excepthook(dp: Any) -> None:
     previous = sys.excepthook
 
     def hook(exc_type: Any, exc: BaseException, tb: Any) -> None:
-        previous(exc_type, exc, tb)
         dp.abort(f"rank {dp.rank} of {dp.size} failed with an uncaught "
-                 f"{exc_type.__name__}: {exc}")
+                 f"{exc_type.__name__}: {exc}", then=lambda: previous(exc_type, exc, tb))
 
     sys.excepthook = hook
     _hook_installed = True

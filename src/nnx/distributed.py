@@ -133,6 +133,10 @@ def _env_timeout() -> float:
     return value
 
 
+#: seconds between printing why a job aborts and ``MPI_Abort``, for the launcher to forward it.
+ABORT_GRACE_S = 0.2
+
+
 class DataParallel:
     """One MPI communicator's worth of data-parallel training (see the module docstring).
 
@@ -180,10 +184,19 @@ class DataParallel:
         return self.rank == 0
 
     # -- failure handling --------------------------------------------------------------------
-    def abort(self, message: str, code: int = 1) -> None:
-        """Print ``message`` to stderr and stop every rank of the job (``MPI_Abort``)."""
+    def abort(self, message: str, code: int = 1, *, then: Any = None) -> None:
+        """Print ``message`` to stderr (then whatever ``then()`` prints: a traceback, say)
+        and stop every rank of the job (``MPI_Abort``).
+
+        The headline goes first and the launcher gets ``ABORT_GRACE_S`` to forward it: an
+        abort tears the job down at once, and output still in a pipe can be lost with it
+        (seen with MPICH's mpiexec, which cut a traceback short)."""
         sys.stderr.write(f"\nnnx.distributed: {message}; aborting all {self.size} ranks\n")
         sys.stderr.flush()
+        if then is not None:
+            then()
+            sys.stderr.flush()
+        time.sleep(ABORT_GRACE_S)
         self.comm.Abort(code)
 
     def _collective(self, what: str, fn: Any, *args: Any) -> Any:
@@ -322,8 +335,8 @@ def data_parallel(comm: Any = None, *, timeout: float | None = None,
         raise
     except BaseException as exc:
         if dp.size > 1:
-            traceback.print_exc()
-            dp.abort(f"rank {dp.rank} of {dp.size} failed with {type(exc).__name__}: {exc}")
+            dp.abort(f"rank {dp.rank} of {dp.size} failed with {type(exc).__name__}: {exc}",
+                     then=traceback.print_exc)
         raise
     finally:
         _stack.remove(dp)
