@@ -228,7 +228,7 @@ class Adam(Optimizer):
             denom /= sqrt_bc2
             denom += eps
             q = p
-            p -= step_size * (m / denom)
+            p = st.ops.sub_scaled(p, m / denom, step_size)  # p ← p − step · m/denom, in place
             if p is not q:
                 setattr(layer, name, p)
 
