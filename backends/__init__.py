@@ -19,7 +19,7 @@ from typing import Any
 
 import array_api_compat
 
-from ._base import Backend, spawn_seeds
+from ._base import Backend, name_of_array, spawn_seeds
 from ._ops import Ops
 
 __all__ = ["NAMES", "Backend", "Ops", "spawn_seeds", "available", "load", "name_of_array",
@@ -86,25 +86,6 @@ def load(name: str, device: Any = None) -> Backend:
     )
     _cache[key] = backend
     return backend
-
-
-def _name_of_namespace(xp: Any) -> str:
-    checks = (
-        ("numpy", array_api_compat.is_numpy_namespace),
-        ("cupy", array_api_compat.is_cupy_namespace),
-        ("torch", array_api_compat.is_torch_namespace),
-        ("jax", array_api_compat.is_jax_namespace),
-        ("array_api_strict", array_api_compat.is_array_api_strict_namespace),
-    )
-    for name, check in checks:
-        if check(xp):
-            return name
-    raise TypeError(f"nnx has no backend for the array namespace {getattr(xp, '__name__', xp)}")
-
-
-def name_of_array(x: Any) -> str:
-    """The backend name of one array (``'torch'`` for a torch.Tensor, ...)."""
-    return _name_of_namespace(array_api_compat.array_namespace(x))
 
 
 def backend_of(*arrays: Any) -> Backend:

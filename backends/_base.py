@@ -73,8 +73,6 @@ class Backend:
         if isinstance(x, self.array_type):
             return x if dtype is None or x.dtype == dtype else self.xp.astype(x, dtype)
         if array_api_compat.is_array_api_obj(x):
-            from . import name_of_array
-
             raise ValueError(
                 f"{what} is a {name_of_array(x)} array, but this computation runs on the "
                 f"{self.name!r} backend; arrays of two backends cannot be mixed. Convert it "
@@ -154,3 +152,22 @@ class Backend:
 def spawn_seeds(seed: Any, n: int) -> list[np.random.SeedSequence]:
     """``n`` independent child seeds of ``seed`` (fresh OS entropy when ``seed`` is None)."""
     return np.random.SeedSequence(seed).spawn(n)
+
+
+def _name_of_namespace(xp: Any) -> str:
+    checks = (
+        ("numpy", array_api_compat.is_numpy_namespace),
+        ("cupy", array_api_compat.is_cupy_namespace),
+        ("torch", array_api_compat.is_torch_namespace),
+        ("jax", array_api_compat.is_jax_namespace),
+        ("array_api_strict", array_api_compat.is_array_api_strict_namespace),
+    )
+    for name, check in checks:
+        if check(xp):
+            return name
+    raise TypeError(f"nnx has no backend for the array namespace {getattr(xp, '__name__', xp)}")
+
+
+def name_of_array(x: Any) -> str:
+    """The backend name of one array (``'torch'`` for a torch.Tensor, ...)."""
+    return _name_of_namespace(array_api_compat.array_namespace(x))

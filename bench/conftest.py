@@ -12,8 +12,7 @@ import os
 
 import pytest
 
-from nnx import bench_cases as cases
-from nnx import benchmark as suite
+from nnx.benchmark import cases, suite
 
 SIZES = suite.QUICK if os.environ.get("NNX_BENCH_QUICK") == "1" else suite.DEFAULTS
 WIDE = cases.Network(tuple(SIZES["sizes"]), SIZES["batch"])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SIZES
 
-from nnx import bench_accounting as acc
-from nnx import bench_cases as cases
+from conftest import SIZES
+from nnx.benchmark import accounting as acc
+from nnx.benchmark import cases
 
 
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "fwd+bwd"])

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from conftest import SIZES, WIDE
-
-from nnx import bench_accounting as acc
-from nnx import bench_cases as cases
+from nnx.benchmark import accounting as acc
+from nnx.benchmark import cases
 
 
 def test_floor_wide_mlp(backend, run):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SIZES, WIDE
 
-from nnx import bench_accounting as acc
-from nnx import bench_cases as cases
+from conftest import SIZES, WIDE
+from nnx.benchmark import accounting as acc
+from nnx.benchmark import cases
 
 SWEEP = [cases.Network((WIDE.sizes[0], w, w, WIDE.sizes[-1]), WIDE.batch)
          for w in SIZES["widths"]]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from nnx import bench_accounting as acc
-from nnx import bench_cases as cases
-from nnx.benchmark import XOR
+from nnx.benchmark import XOR, cases
+from nnx.benchmark import accounting as acc
 
 
 def test_step_xor(backend, run):

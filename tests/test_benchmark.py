@@ -14,11 +14,9 @@ import numpy as np
 import pytest
 
 from nnx import backends as registry
-from nnx import bench_accounting as acc
-from nnx import bench_cases as cases
-from nnx import bench_report as report
-from nnx import bench_timing as timing
 from nnx import benchmark
+from nnx.benchmark import accounting as acc
+from nnx.benchmark import cases, report, suite, timing
 
 Ops = registry.Ops   # the portable reference every fast path is checked against
 
@@ -176,9 +174,9 @@ def test_main_check_and_usage_errors(tmp_path, monkeypatch, capsys):
     args = ["--quick", "--backends", "numpy", "--out", str(tmp_path), "--rounds", "1",
             "--no-torch", "--no-plot", "--check", "--sizes", "4,8,3", "--batch", "2",
             "--widths", "8", "--batches", "2", "--dense", "4,4,2"]
-    monkeypatch.setattr(benchmark, "TARGETS", {"numpy": {"memory": 1e9}})
+    monkeypatch.setattr(suite, "TARGETS", {"numpy": {"memory": 1e9}})
     assert benchmark.main(args) == 0
-    monkeypatch.setattr(benchmark, "TARGETS", {"numpy": {"memory": 1e-9}})
+    monkeypatch.setattr(suite, "TARGETS", {"numpy": {"memory": 1e-9}})
     assert benchmark.main(args) == 1
     assert "NOT met" in capsys.readouterr().out
     assert benchmark.main(["--backends", "no_such_lib"]) == 2

@@ -66,4 +66,4 @@ def test_bad_shape_and_no_dask_needed():
     with pytest.raises(ValueError, match=r"shape \(n, 6\)"):
         model.predict(da.zeros((10, 5), chunks=(5, 5)))
     # in-memory inputs never import anything from dask's side
-    assert nnx.dask_predict.is_dask_array(np.zeros((2, 6))) is False
+    assert nnx.distributed.dask_predict.is_dask_array(np.zeros((2, 6))) is False

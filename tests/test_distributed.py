@@ -23,7 +23,8 @@ from nnx.backends import _comm
 
 import nnx
 from nnx import distributed
-from nnx.grad_buckets import GradientBuckets
+from nnx.distributed import job
+from nnx.distributed.buckets import GradientBuckets
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JOBS = os.path.join(HERE, "mpi_jobs.py")
@@ -147,12 +148,12 @@ def test_only_rank_0_shows_progress(tmp_path):
 
 # -- one process: plain runs stay plain ----------------------------------------------------
 def test_plain_process_is_rank_0_of_1(monkeypatch):
-    for var in distributed._LAUNCHER_VARS:
+    for var in job._LAUNCHER_VARS:
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(distributed, "_world", None)
+    monkeypatch.setattr(job, "_world", None)
     # answered without starting MPI
     assert (distributed.rank(), distributed.size(), distributed.is_root()) == (0, 1, True)
-    assert distributed._world is None
+    assert job._world is None
     assert distributed.resolve(None) is None
     assert distributed.resolve(False) is None
     with pytest.raises(TypeError, match="distributed must be"):

@@ -14,7 +14,7 @@ import pytest
 import nnx
 from nnx import _namespace
 from nnx import backends as registry
-from nnx import bench_cases as cases
+from nnx.benchmark import cases
 
 Ops = registry.Ops   # the portable reference every fast path is checked against
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import nnx
-from nnx import training
+from nnx import inputs, training
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 XOR_Y = np.array([0, 1, 1, 0], dtype=np.float32)
@@ -141,7 +141,7 @@ def test_class_ids_one_hot_rows_and_per_batch_encoding_agree(monkeypatch):
     from_ids = run(ids)
     assert run(np.eye(4)[ids]) == from_ids
     assert run(ids.astype(np.float64)) == from_ids           # integral floats are class ids
-    monkeypatch.setattr(training, "ONE_HOT_LIMIT", 0)         # encode each minibatch instead
+    monkeypatch.setattr(inputs, "ONE_HOT_LIMIT", 0)         # encode each minibatch instead
     assert run(ids) == from_ids
 
 

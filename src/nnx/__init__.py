@@ -6,9 +6,16 @@
     p = model.forward(x)                      # forward pass, caching z and a
     loss, dp = nnx.losses.binary_cross_entropy(p, y)
     model.backward(dp, input_grad=False)      # fills every Dense's dW and db
+
+The top-level modules are the chapter made executable (layers, activations, losses,
+init, the forward and backward pass, optimizers, training, model files); the tools
+built on them live in subpackages that import them and are never imported by them:
+``nnx.distributed`` (MPI data parallelism, Dask prediction), ``nnx.sklearn``
+(scikit-learn estimators), ``nnx.benchmark`` (``nnx bench``), ``nnx.demos``.
 """
 
-from . import activations, distributed, init, losses, optim, training
+from . import activations, init, losses, optim, training
+from ._version import __version__ as __version__
 from .activation_layers import (
     GELU,
     Identity,
@@ -35,7 +42,9 @@ from .layers import Dense, Layer
 from .perceptron import Perceptron, PerceptronResult
 from .sequential import MLP, Sequential
 
-__version__ = "0.1.0"
+# Scale-out registers its hooks with nnx.extensions here (fit(distributed=...), dask
+# arrays in predict); it sits above the core, so it is imported after it.
+from . import distributed  # noqa: E402  (isort: skip)
 
 __all__ = [
     "activations", "distributed", "init", "losses", "optim", "training",

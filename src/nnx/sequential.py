@@ -10,6 +10,8 @@ from . import backends as _registry
 from .activation_layers import ActivationLayer, make_activation
 from .backend import Backend, resolve_backend
 from .layers import Dense, Layer
+from .training import fit as _fit
+from .training import predict as _predict
 
 Array = Any
 
@@ -106,17 +108,13 @@ class Sequential(Layer):
             validation_data: tuple[Any, Any] | None = None, progress: bool = True,
             distributed: Any = None) -> Any:
         """Train by minibatch gradient descent; see :func:`nnx.training.fit`. Returns a History."""
-        from .training import fit
-
-        return fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
-                   batch_size=batch_size, shuffle=shuffle, seed=seed,
-                   validation_data=validation_data, progress=progress, distributed=distributed)
+        return _fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
+                    batch_size=batch_size, shuffle=shuffle, seed=seed,
+                    validation_data=validation_data, progress=progress, distributed=distributed)
 
     def predict(self, X: Any, batch_size: int | None = None) -> Array:
         """The output (n, out) for inputs (n, in); see :func:`nnx.training.predict`."""
-        from .training import predict
-
-        return predict(self, X, batch_size=batch_size)
+        return _predict(self, X, batch_size=batch_size)
 
 
 def _fresh_activation(spec: str | Layer | None) -> Layer:

@@ -6,7 +6,7 @@
 * :func:`torch_step` / :func:`torch_dense` — PyTorch's own, on the matching device;
 * :func:`step_peak_memory` — the most bytes alive at once during an nnx step.
 
-Every builder returns a :class:`~nnx.bench_timing.Timed` whose ``sync`` waits for all
+Every builder returns a :class:`~nnx.benchmark.timing.Timed` whose ``sync`` waits for all
 the work ``fn`` queued (GPU streams, JAX's asynchronous dispatch).
 """
 
@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import losses as _losses
-from . import optim as _optim
-from .backend import Backend, resolve_backend, use_backend
-from .bench_timing import Timed
-from .layers import Dense
-from .sequential import MLP
+from .. import losses as _losses
+from .. import optim as _optim
+from ..backend import Backend, resolve_backend, use_backend
+from ..layers import Dense
+from ..sequential import MLP
+from .timing import Timed
 
 __all__ = ["Network", "make_batch", "floor", "training_step", "dense_pass", "dense_floor",
            "torch_reference", "torch_step", "torch_dense", "step_peak_memory",
@@ -165,7 +165,7 @@ def dense_floor(backend: Backend | str, n_in: int, n_out: int, batch: int, *, ba
 def torch_reference() -> Any:
     """The ``nnx.backends.torch_reference`` module, or None when torch is not installed."""
     try:
-        from .backends import torch_reference as ref
+        from ..backends import torch_reference as ref
     except ImportError:
         return None
     return ref
@@ -204,7 +204,7 @@ def hand_written_xor(backend: Backend | str, net: Network, *, seed: int = 0) -> 
     speed for per-call overhead, beside nnx's step. None for other backends."""
     if resolve_backend(backend).name != "numpy":
         return None
-    from .backends import numpy_reference
+    from ..backends import numpy_reference
 
     return Timed(numpy_reference.xor_step(lr=net.lr, seed=seed))
 

@@ -22,8 +22,10 @@ import sys
 import threading
 from typing import Any
 
-from . import backends as _registry
-from .backend import resolve_backend
+from .. import architecture as _architecture
+from .. import backends as _registry
+from ..backend import resolve_backend
+from ..training import predict as _predict_arrays
 
 Array = Any
 
@@ -49,9 +51,7 @@ class _ChunkScorer:
     @classmethod
     def capture(cls, model: Any, batch_size: int | None) -> _ChunkScorer:
         """Snapshot ``model``'s architecture and weights (one host copy of each array)."""
-        from . import io
-
-        arch = io._describe(model)
+        arch = _architecture.describe(model)
         tensors = {name: _registry.backend_of(p).to_bytes(p)
                    for name, p in model.parameters().items()}
         backend = model.dense_layers[0].backend
@@ -60,9 +60,7 @@ class _ChunkScorer:
         return scorer
 
     def _build(self, backend: Any) -> Any:
-        from . import io
-
-        model = io._build(self.arch, backend)
+        model = _architecture.build(self.arch, backend)
         params = dict(model.parameters())
         for key, (code, shape, data) in self.tensors.items():
             index, name = key.rsplit(".", 1)
@@ -83,9 +81,7 @@ class _ChunkScorer:
                 if self._model is None:
                     self._model = self._build(resolve_backend(self.backend_name))
                 model = self._model
-        from .training import predict
-
-        out = predict(model, block, batch_size=self.batch_size)
+        out = _predict_arrays(model, block, batch_size=self.batch_size)
         if _registry.name_of_array(block) == model.dense_layers[0].backend.name:
             return out
         target = _registry.backend_of(block)   # back to the chunk's own library

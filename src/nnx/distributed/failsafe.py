@@ -1,6 +1,6 @@
 """Stopping every rank when one fails: the watchdog thread and the exception hook.
 
-Used by :mod:`nnx.distributed`; ``dp`` is its DataParallel (``rank``, ``size``,
+Used by :mod:`nnx.distributed.mpi`; ``dp`` is its DataParallel (``rank``, ``size``,
 ``timeout`` and ``abort(message, code)``).
 """
 

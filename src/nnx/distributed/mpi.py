@@ -7,7 +7,8 @@
     if nnx.distributed.is_root():
         nnx.save(model, "model.safetensors")          # only rank 0 writes
 
-or, for every ``fit`` inside a block: ``with nnx.distributed.data_parallel(): ...``.
+or, for every ``fit`` inside a block: ``with nnx.distributed.data_parallel(): ...``
+(:mod:`nnx.distributed.job`: the ranks, the block, and what ``distributed=`` means).
 
 What each rank does, per global batch of rows [a, b) (n = b − a):
 
@@ -15,7 +16,7 @@ What each rank does, per global batch of rows [a, b) (n = b − a):
    shuffles them with the same seed, so the global batches are those of one process);
 2. runs forward, loss and backward on the shard: g_r = ∇ (mean loss over the shard);
 3. packs every layer's gradient and the loss into one flat buffer (or a few buckets,
-   :mod:`nnx.grad_buckets`) scaled by n_r / n, and sums it over the ranks with one
+   :mod:`nnx.distributed.buckets`) scaled by n_r / n, and sums it over the ranks with one
    all-reduce: Σ_r (n_r / n) g_r is exactly the gradient of the global batch's mean
    loss, even when N does not divide n;
 4. steps the optimizer on the summed gradient — the same update on every rank, so the
@@ -44,22 +45,18 @@ import os
 import secrets
 import sys
 import time
-import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from . import dist_failsafe as _failsafe
-from .grad_buckets import GradientBuckets
+from . import failsafe as _failsafe
+from .buckets import GradientBuckets
 
 Array = Any
 
-__all__ = ["DataParallel", "data_parallel", "resolve", "rank", "size", "is_root",
-           "local_rank", "launched_under_mpi", "DEFAULT_TIMEOUT"]
+
+__all__ = ["DataParallel", "DEFAULT_TIMEOUT", "ABORT_GRACE_S"]
 
 #: seconds a rank may wait in one collective call before the watchdog aborts the job.
 DEFAULT_TIMEOUT = 300.0
-_LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALRANKID")
 
 
 def _mpi() -> Any:
@@ -70,54 +67,6 @@ def _mpi() -> Any:
                           "install both with: pip install 'nnx[mpi]' (mpi4py and the mpich "
                           "wheel)") from None
     return MPI
-
-
-def launched_under_mpi() -> bool:
-    """True when an MPI launcher (mpiexec, mpirun) started this process."""
-    return any(v in os.environ for v in _LAUNCHER_VARS)
-
-
-_world: DataParallel | None = None
-_stack: list[DataParallel] = []
-
-
-def _world_dp() -> DataParallel:
-    global _world
-    if _world is None:
-        _world = DataParallel()
-    return _world
-
-
-def rank() -> int:
-    """This process's rank in ``MPI.COMM_WORLD``; 0 when not launched by MPI."""
-    if _world is None and not launched_under_mpi():
-        return 0
-    return _world_dp().rank
-
-
-def size() -> int:
-    """The number of ranks in ``MPI.COMM_WORLD``; 1 when not launched by MPI."""
-    if _world is None and not launched_under_mpi():
-        return 1
-    return _world_dp().size
-
-
-def is_root() -> bool:
-    """True on rank 0 (and in a plain, non-MPI run): the process that prints and writes."""
-    return rank() == 0
-
-
-def local_rank() -> int:
-    """This rank's index among the ranks on its own node (to pick a GPU: device=local_rank())."""
-    if _world is None and not launched_under_mpi():
-        return 0
-    MPI = _mpi()
-    node = MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED)
-    try:
-        return node.Get_rank()
-    finally:
-        node.Free()
-
 
 def _env_timeout() -> float:
     text = os.environ.get("NNX_DISTRIBUTED_TIMEOUT", "").strip()
@@ -154,7 +103,7 @@ class DataParallel:
 
     def __init__(self, comm: Any = None, *, timeout: float | None = None,
                  bucket_bytes: int | None = None, transport: str = "auto") -> None:
-        from .backends import _comm
+        from ..backends import _comm
 
         if transport not in _comm.TRANSPORTS:
             raise ValueError(f"unknown transport {transport!r}; choose one of "
@@ -209,7 +158,7 @@ class DataParallel:
         finally:
             wd.disarm()
 
-    # -- the training-loop hooks (called by nnx.training) ------------------------------------
+    # -- the training-loop hooks (nnx.extensions.DataParallelHooks, called by nnx.trainer) --
     def start(self, model: Any, *, n: int, n_batches: int, seed: Any) -> Any:
         """Before the first step: check that every rank holds the same problem, copy rank 0's
         weights to all ranks, build the gradient buckets; returns the seed all ranks use."""
@@ -235,7 +184,7 @@ class DataParallel:
         self._layout = GradientBuckets(model, bucket_bytes=self.bucket_bytes)
         key = id(backend)
         if key not in self._reducers:
-            from .backends import _comm
+            from ..backends import _comm
 
             self._reducers[key] = _comm.all_reducer(backend, self.comm, self.transport)
         self._reduce = self._reducers[key]
@@ -247,7 +196,7 @@ class DataParallel:
         if self._cores_shared:
             return
         self._cores_shared = True
-        from .backends import _comm
+        from ..backends import _comm
 
         if self.size == 1:
             return
@@ -314,44 +263,3 @@ class DataParallel:
     def reset_stats(self) -> None:
         self.comm_seconds = self.pack_seconds = 0.0
         self.steps = 0
-
-
-@contextmanager
-def data_parallel(comm: Any = None, *, timeout: float | None = None,
-                  bucket_bytes: int | None = None, transport: str = "auto"
-                  ) -> Iterator[DataParallel]:
-    """Train data-parallel inside the block: every ``fit`` there uses it (``distributed=None``).
-
-    An exception leaving the block on one rank aborts all ranks (they would otherwise
-    wait for it forever); ``sys.exit(0)`` does not. Arguments as :class:`DataParallel`.
-    """
-    dp = DataParallel(comm, timeout=timeout, bucket_bytes=bucket_bytes, transport=transport)
-    _stack.append(dp)
-    try:
-        yield dp
-    except SystemExit as exc:
-        if exc.code not in (None, 0) and dp.size > 1:
-            dp.abort(f"rank {dp.rank} of {dp.size} exited with status {exc.code!r}")
-        raise
-    except BaseException as exc:
-        if dp.size > 1:
-            dp.abort(f"rank {dp.rank} of {dp.size} failed with {type(exc).__name__}: {exc}",
-                     then=traceback.print_exc)
-        raise
-    finally:
-        _stack.remove(dp)
-
-
-def resolve(distributed: Any) -> DataParallel | None:
-    """What ``fit(distributed=...)`` means: None → the enclosing ``data_parallel`` block, if
-    any; False → one process; True → that block or ``MPI.COMM_WORLD``; a DataParallel → it."""
-    if distributed is None:
-        return _stack[-1] if _stack else None
-    if distributed is False:
-        return None
-    if distributed is True:
-        return _stack[-1] if _stack else _world_dp()
-    if isinstance(distributed, DataParallel):
-        return distributed
-    raise TypeError(f"distributed must be None, True, False or an nnx.distributed.DataParallel; "
-                    f"got {distributed!r}")

@@ -1,0 +1,165 @@
+"""One training run's state and its epochs: forward, loss, backward, optimizer step.
+
+:class:`Trainer` converts and validates everything once (:mod:`nnx.inputs`); each
+:meth:`Trainer.epoch` then stays on the device: it permutes the rows there (``xp.take``
+with a seeded permutation), takes minibatches as slices ``X[a:b, ...]`` and keeps every
+step's loss as a device scalar; the host reads one number per epoch. :func:`nnx.fit`
+and nnx.sklearn's estimators both drive it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+from . import backends as _registry
+from . import inputs as _inputs
+from . import losses as _losses
+from . import optim as _optim
+from .extensions import DataParallelHooks
+
+Array = Any
+
+__all__ = ["Trainer", "TrainingDivergedError", "forward_all"]
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the epoch and the step."""
+
+
+class Trainer:
+    """One model, one dataset, one loss and one optimizer, ready to run epochs.
+
+    Converts and validates everything once; :meth:`epoch` then runs one pass over the
+    data and returns the mean loss as a Python float. ``penalty(model, n_batch)``, if
+    given, is called after each backward pass (it may add to the gradients) and returns
+    a device scalar added to the loss (nnx.sklearn uses it for scikit-learn's L2 term).
+    ``data_parallel`` (from :func:`nnx.extensions.resolve_data_parallel`) shards every
+    batch over processes and sums their gradients before each step.
+    """
+
+    def __init__(self, model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any],
+                 optimizer: Any, batch_size: int | None = None, shuffle: bool = True,
+                 seed: Any = None, penalty: Callable[[Any, int], Array] | None = None,
+                 data_parallel: DataParallelHooks | None = None) -> None:
+        dense = getattr(model, "dense_layers", None)
+        if not dense:
+            raise ValueError(f"fit: {type(model).__name__} has no Dense layer to train")
+        if batch_size is not None:
+            _inputs.positive_int("batch_size", batch_size)
+        self.model = model
+        self.backend = backend = dense[0].backend
+        self.xp = xp = backend.xp
+        self.dtype = getattr(xp, dense[0].dtype)
+        self.n_in, self.n_out = dense[0].in_features, dense[-1].out_features
+        self.loss_name = loss if isinstance(loss, str) else None
+        fn = _losses.get(loss)  # ValueError listing the names
+        self.loss_fn = functools.partial(fn, xp=xp) if fn in _losses.LOSSES.values() else fn
+        self.optimizer = _optim.get(optimizer)
+        self.penalty = penalty
+        self.X, self.y, self.classes = self.prepare(X, y, what="")
+        n = self.n = self.X.shape[0]
+        size = n if batch_size is None else min(batch_size, n)
+        self.bounds = [(a, min(a + size, n)) for a in range(0, n, size)]
+        self.shuffle = bool(shuffle) and len(self.bounds) > 1  # one full batch: order is moot
+        self.data_parallel = data_parallel
+        if data_parallel is not None:  # same problem, rank 0's weights, one seed on all ranks
+            seed = data_parallel.start(model, n=n, n_batches=len(self.bounds), seed=seed)
+        self._seeds = _registry.spawn_seeds(seed, 1)[0]
+        self._weights = None
+        if len(self.bounds) > 1:  # batch sizes, to weight each step's loss in the epoch mean
+            self._weights = xp.asarray([float(b - a) for a, b in self.bounds],
+                                       dtype=self.dtype, device=backend.device)
+        self.epochs_run = 0
+
+    def prepare(self, X: Any, y: Any, *, what: str = "") -> tuple[Array, Array, Array | None]:
+        """``(X, y, classes)`` on the backend, as :func:`nnx.inputs.prepare` makes them."""
+        return _inputs.prepare(X, y, backend=self.backend, dtype=self.dtype, n_in=self.n_in,
+                               n_out=self.n_out, loss_name=self.loss_name, what=what)
+
+    # -- the loop ------------------------------------------------------------------------
+    def epoch(self) -> float:
+        """One pass over the data; returns the epoch's mean loss (one host read)."""
+        xp, X, y = self.xp, self.X, self.y
+        self.epochs_run += 1
+        if self.shuffle:
+            perm = self.backend.permutation(self.n, seed=self._seeds.spawn(1)[0])
+            X, y = xp.take(X, perm, axis=0), xp.take(y, perm, axis=0)
+        model, loss_fn, step = self.model, self.loss_fn, self.optimizer.step
+        forward, backward, penalty = model.forward, model.backward, self.penalty
+        classes, dtype = self.classes, self.dtype
+        losses = []
+        single = len(self.bounds) == 1
+        dp = self.data_parallel  # each process trains on its shard of each batch
+        for a, b in self.bounds:
+            lo, hi = (a, b) if dp is None else dp.shard(a, b)
+            if hi == lo:  # this rank's shard of a batch smaller than the world is empty
+                losses.append(dp.all_reduce(None, 0, b - a))
+                step(model)
+                continue
+            xb, yb = (X, y) if single and dp is None else (X[lo:hi, ...], y[lo:hi, ...])
+            if classes is not None:  # per-batch one-hot of validated integer ids
+                yb = xp.astype(yb[:, None] == classes, dtype)
+            value, grad = loss_fn(forward(xb), yb)
+            backward(grad, input_grad=False)
+            if penalty is not None:
+                value = value + penalty(model, b - a)
+            if dp is not None:  # the global batch's gradients and loss, summed over the ranks
+                value = dp.all_reduce(value, hi - lo, b - a)
+            step(model)
+            losses.append(value)
+        if single:
+            total = losses[0]
+        else:
+            total = xp.sum(xp.reshape(xp.stack(losses), (-1,)) * self._weights) / self.n
+        mean = float(total)
+        if not math.isfinite(mean):
+            self._diverged(losses)
+        return mean
+
+    def _diverged(self, losses: list[Array]) -> None:
+        values = [float(v) for v in losses]
+        step = next((i for i, v in enumerate(values) if not math.isfinite(v)), len(values) - 1)
+        lr = getattr(self.optimizer, "lr", None)
+        raise TrainingDivergedError(
+            f"the loss became {values[step]} at epoch {self.epochs_run}, step {step + 1} of "
+            f"{len(values)} (both counted from 1): training diverged. Try a smaller learning "
+            f"rate{'' if lr is None else f' than {lr}'} or another initialization (another "
+            "seed, or init='xavier_uniform' / 'he_normal'); scaling the inputs also helps")
+
+    def evaluate(self, X: Array, y: Array, classes: Array | None = None,
+                 batch_size: int | None = None) -> tuple[float, float | None]:
+        """``(loss, accuracy)`` on prepared data (accuracy None for non-classification)."""
+        xp = self.xp
+        out = forward_all(self.model, X, batch_size, xp)
+        if classes is not None:
+            y = xp.astype(y[:, None] == classes, self.dtype)
+        value = self.loss_fn(out, y)[0]
+        acc = _accuracy(self.loss_name, out, y, xp)
+        if acc is None:
+            return float(value), None
+        both = self.backend.to_numpy(xp.stack([xp.astype(value, self.dtype), acc])).tolist()
+        return both[0], both[1]
+
+
+def _accuracy(name: str | None, out: Array, y: Array, xp: Any) -> Array | None:
+    if name == "softmax_cross_entropy":
+        hit = xp.argmax(out, axis=1) == xp.argmax(y, axis=1)
+    elif name == "sigmoid_binary_cross_entropy":
+        hit = (out > 0) == (y > 0.5)
+    elif name == "binary_cross_entropy":
+        hit = (out > 0.5) == (y > 0.5)
+    else:
+        return None
+    return xp.mean(xp.astype(hit, out.dtype))
+
+
+def forward_all(model: Any, X: Array, batch_size: int | None, xp: Any) -> Array:
+    """``model.forward`` over the rows of ``X`` (n, in), ``batch_size`` rows at a time."""
+    n = X.shape[0]
+    if batch_size is None or batch_size >= n:
+        return model.forward(X)
+    return xp.concat([model.forward(X[a:min(a + batch_size, n), ...])
+                      for a in range(0, n, batch_size)], axis=0)
