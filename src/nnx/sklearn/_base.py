@@ -124,8 +124,10 @@ class BaseMLP(StochasticSolver, LbfgsSolver, MLPParams):
 
     def _make_optimizer(self) -> optim.Optimizer:
         if self.solver == "sgd":
-            return optim.SGD(float(self.learning_rate_init), momentum=float(self.momentum),
-                             nesterov=bool(self.nesterovs_momentum) and self.momentum > 0)
+            # nnx's SGD takes momentum < 1; scikit-learn's also 1.0: the float just below it
+            momentum = min(float(self.momentum), 1.0 - 2.0**-53)
+            return optim.SGD(float(self.learning_rate_init), momentum=momentum,
+                             nesterov=bool(self.nesterovs_momentum) and momentum > 0)
         return optim.Adam(float(self.learning_rate_init),
                           betas=(float(self.beta_1), float(self.beta_2)),
                           eps=float(self.epsilon))

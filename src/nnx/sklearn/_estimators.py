@@ -8,7 +8,6 @@ from typing import Any
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
@@ -21,7 +20,7 @@ from .. import losses as _losses
 from ..backend import to_numpy
 from ._base import BaseMLP
 from ._losses import output, scaled_loss
-from ._params import CONSTRAINTS
+from ._params import REGRESSOR_CONSTRAINTS
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -131,8 +130,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     input to a float32 model (as scikit-learn's).
     """
 
-    _parameter_constraints: dict = {**CONSTRAINTS,
-                                    "loss": [StrOptions({"squared_error", "poisson"})]}
+    _parameter_constraints: dict = REGRESSOR_CONSTRAINTS
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
                  solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",

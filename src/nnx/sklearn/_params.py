@@ -2,7 +2,7 @@
 
 :class:`MLPParams` holds them exactly as given (scikit-learn's ``get_params`` /
 ``set_params`` contract). They are validated when ``fit`` starts by scikit-learn's own
-machinery (``_parameter_constraints``, the same table as scikit-learn's MLP plus nnx's
+machinery (``_parameter_constraints``: scikit-learn's MLP's own table plus nnx's
 ``backend`` and ``dtype``), so a bad value raises scikit-learn's ``InvalidParameterError``
 with its text ("The 'alpha' parameter of MLPClassifier must be a float in the range
 [0.0, inf). Got -1 instead."), and what it accepts (``np.int64(64)``, ``momentum=1.0``,
@@ -11,46 +11,22 @@ with its text ("The 'alpha' parameter of MLPClassifier must be a float in the ra
 
 from __future__ import annotations
 
-from numbers import Integral, Real
-
+from sklearn import neural_network as _sk
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import StrOptions
 
-__all__ = ["MLPParams", "ACTIVATIONS", "CONSTRAINTS"]
+__all__ = ["MLPParams", "ACTIVATIONS", "CONSTRAINTS", "REGRESSOR_CONSTRAINTS"]
 
 #: scikit-learn's hidden activation names → nnx's.
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
-#: scikit-learn's MLP constraints (neural_network/_multilayer_perceptron.py), plus nnx's.
-CONSTRAINTS: dict = {
-    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-    "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-    "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
-    "alpha": [Interval(Real, 0, None, closed="left")],
-    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-    "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-    "power_t": [Interval(Real, 0, None, closed="left")],
-    "max_iter": [Interval(Integral, 1, None, closed="left")],
-    "shuffle": ["boolean"],
-    "random_state": ["random_state"],
-    "tol": [Interval(Real, 0, None, closed="left")],
-    "verbose": ["verbose"],
-    "warm_start": ["boolean"],
-    "momentum": [Interval(Real, 0, 1, closed="both")],
-    "nesterovs_momentum": ["boolean"],
-    "early_stopping": ["boolean"],
-    "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-    "beta_1": [Interval(Real, 0, 1, closed="left")],
-    "beta_2": [Interval(Real, 0, 1, closed="left")],
-    "epsilon": [Interval(Real, 0, None, closed="neither")],
-    "n_iter_no_change": [Interval(Integral, 1, None, closed="left"),
-                         Options(Real, {float("inf")})],
-    "max_fun": [Interval(Integral, 1, None, closed="left")],
-    # nnx's own: a backend name (resolved, and refused if unknown, when fit starts)
-    "backend": [str, None],
-    "dtype": [StrOptions({"float32", "float64"}), None],
-}
+#: nnx's own parameters: a backend name (resolved, and refused if unknown, at fit) and dtype
+NNX_CONSTRAINTS: dict = {"backend": [str, None],
+                         "dtype": [StrOptions({"float32", "float64"}), None]}
+
+#: scikit-learn's own MLP constraints (the same objects, so the same messages), plus nnx's.
+CONSTRAINTS: dict = {**_sk.MLPClassifier._parameter_constraints, **NNX_CONSTRAINTS}
+REGRESSOR_CONSTRAINTS: dict = {**_sk.MLPRegressor._parameter_constraints, **NNX_CONSTRAINTS}
 
 
 class MLPParams(BaseEstimator):
