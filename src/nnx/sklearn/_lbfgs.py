@@ -14,6 +14,8 @@ weights, or n).
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any
 
 import scipy.optimize
@@ -23,6 +25,29 @@ from sklearn.utils.optimize import _check_optimize_result
 from ..backend import asarray, to_numpy
 
 __all__ = ["LbfgsSolver"]
+
+_SCIPY_BLAS: list[Any] = []
+
+
+def scipy_blas_single_threaded() -> Any:
+    """A context in which SciPy's own BLAS (not NumPy's) runs one thread.
+
+    L-BFGS-B's small vector products go through SciPy's bundled OpenBLAS, whose thread
+    pool competes with NumPy's on a small machine: on 2 cores, one ``setulb`` call on
+    17k parameters took ~8 ms with two threads and ~0.1 ms with one.
+    """
+    if not _SCIPY_BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:   # pragma: no cover - scikit-learn depends on threadpoolctl
+            _SCIPY_BLAS.append(None)
+        else:
+            controller = ThreadpoolController()
+            paths = [lib.filepath for lib in controller.lib_controllers
+                     if "scipy" in os.path.basename(os.path.dirname(lib.filepath))]
+            _SCIPY_BLAS.append(controller.select(filepath=paths) if paths else None)
+    selected = _SCIPY_BLAS[0]
+    return contextlib.nullcontext() if selected is None else selected.limit(limits=1)
 
 
 class LbfgsSolver:
@@ -79,10 +104,11 @@ class LbfgsSolver:
         x0 = to_numpy(xp.concat([xp.reshape(xp.permute_dims(d.W, (1, 0)), (-1,)) for d in layers]
                                 + [d.b for d in layers])).astype("float64")
         iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
-        result = scipy.optimize.minimize(
-            loss_grad, x0, method="L-BFGS-B", jac=True,
-            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
-                     **_get_additional_lbfgs_options_dict("iprint", iprint)})
+        with scipy_blas_single_threaded():
+            result = scipy.optimize.minimize(
+                loss_grad, x0, method="L-BFGS-B", jac=True,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
+                         **_get_additional_lbfgs_options_dict("iprint", iprint)})
         self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
         self.loss_ = float(result.fun)
         unpack(result.x)

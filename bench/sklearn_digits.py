@@ -1,0 +1,93 @@
+"""nnx.sklearn.MLPClassifier against scikit-learn's on the digits, side by side in one run.
+
+The 1,797 8×8 digits that scikit-learn ships, a stratified 70/30 split, StandardScaler,
+``hidden_layer_sizes=(128, 64)``, and two settings (issue 13, point 6):
+
+* ``solver="lbfgs"`` (scikit-learn's defaults otherwise: max_iter=200, max_fun=15000);
+* ``solver="adam", batch_size=64, max_iter=60, tol=0, n_iter_no_change=1000``.
+
+Each fit is timed ``--repeats`` times, nnx and scikit-learn alternating, with the same
+``random_state``; the script prints the median times, their ratio (nnx / scikit-learn)
+and both test accuracies, with the machine. Run: ``python bench/sklearn_digits.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+
+import sklearn
+from sklearn import neural_network
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import nnx
+from nnx.sklearn import MLPClassifier
+
+SETTINGS = {
+    "lbfgs": dict(solver="lbfgs"),
+    "adam": dict(solver="adam", batch_size=64, max_iter=60, tol=0.0, n_iter_no_change=1000),
+}
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _fit(est, X_train, y_train, X_test, y_test) -> tuple[float, float, int]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
+        pipe = make_pipeline(StandardScaler(), est).fit(X_train, y_train)
+        seconds = time.perf_counter() - start
+    return seconds, pipe.score(X_test, y_test), pipe[-1].n_iter_
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backend", default="numpy")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
+                                                        random_state=args.seed)
+    print(f"machine: {_cpu()}, {os.cpu_count()} CPUs; Python {sys.version.split()[0]}, "
+          f"nnx {nnx.__version__} (backend={args.backend}), scikit-learn {sklearn.__version__}")
+    print(f"digits: {len(X_train)} train / {len(X_test)} test rows, StandardScaler + "
+          f"hidden_layer_sizes=(128, 64), random_state={args.seed}, median of "
+          f"{args.repeats} fits each, alternating")
+    print(f"{'setting':8} {'nnx s':>8} {'sklearn s':>10} {'ratio':>7} {'nnx acc':>8} "
+          f"{'sklearn acc':>12} {'nnx it':>7} {'sklearn it':>11}")
+    for name, params in SETTINGS.items():
+        common = dict(hidden_layer_sizes=(128, 64), random_state=args.seed, **params)
+        runs = {"nnx": [], "sklearn": []}
+        for _ in range(args.repeats):
+            runs["nnx"].append(_fit(MLPClassifier(backend=args.backend, **common),
+                                    X_train, y_train, X_test, y_test))
+            runs["sklearn"].append(_fit(neural_network.MLPClassifier(**common),
+                                        X_train, y_train, X_test, y_test))
+        t = {k: statistics.median(r[0] for r in v) for k, v in runs.items()}
+        acc = {k: v[-1][1] for k, v in runs.items()}
+        it = {k: v[-1][2] for k, v in runs.items()}
+        print(f"{name:8} {t['nnx']:8.3f} {t['sklearn']:10.3f} {t['nnx'] / t['sklearn']:7.3f} "
+              f"{acc['nnx']:8.4f} {acc['sklearn']:12.4f} {it['nnx']:7d} {it['sklearn']:11d}")
+
+
+if __name__ == "__main__":
+    main()
