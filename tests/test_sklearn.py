@@ -25,7 +25,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 
 @parametrize_with_checks([MLPClassifier(max_iter=100, backend="numpy"),
-                          MLPRegressor(max_iter=100, backend="numpy")])
+                          MLPRegressor(max_iter=100, backend="numpy"),
+                          MLPClassifier(solver="lbfgs", max_iter=100, backend="numpy"),
+                          MLPRegressor(solver="lbfgs", max_iter=100, backend="numpy")])
 def test_check_estimator(estimator, check):
     check(estimator)
 

@@ -28,14 +28,10 @@ from ..backend import asarray, resolve_backend, to_numpy
 from ..sequential import MLP
 from ._lbfgs import LbfgsSolver
 from ._losses import Cell, make_loss
-from ._params import ACTIVATIONS, MLPParams
+from ._params import ACTIVATIONS, NON_FINITE, MLPParams
 from ._stochastic import StochasticSolver
 
-__all__ = ["BaseMLP", "NON_FINITE"]
-
-#: scikit-learn's error when training ends with non-finite weights
-NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain "
-              "large values and need to be preprocessed.")
+__all__ = ["BaseMLP"]
 
 
 class BaseMLP(StochasticSolver, LbfgsSolver, MLPParams):

@@ -15,7 +15,11 @@ from sklearn import neural_network as _sk
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import StrOptions
 
-__all__ = ["MLPParams", "ACTIVATIONS", "CONSTRAINTS", "REGRESSOR_CONSTRAINTS"]
+__all__ = ["MLPParams", "ACTIVATIONS", "CONSTRAINTS", "REGRESSOR_CONSTRAINTS", "NON_FINITE"]
+
+#: scikit-learn's error when training ends with non-finite weights
+NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain "
+              "large values and need to be preprocessed.")
 
 #: scikit-learn's hidden activation names → nnx's.
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}

@@ -20,6 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from ..trainer import Trainer, TrainingDivergedError
+from ._params import NON_FINITE
 
 __all__ = ["StochasticSolver"]
 
@@ -77,7 +78,6 @@ class StochasticSolver:
                     self.loss_ = trainer.epoch()
                 except TrainingDivergedError:
                     if not self.early_stopping:   # scikit-learn ends with this error
-                        from ._base import NON_FINITE
                         raise ValueError(NON_FINITE) from None
                     self.loss_ = math.nan        # scores become nan; the best weights return
                 self.n_iter_ += 1
