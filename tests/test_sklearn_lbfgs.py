@@ -151,3 +151,21 @@ def test_partial_fit_is_unavailable_for_lbfgs(cls):
     theirs = neural_network.MLPClassifier(solver="lbfgs")
     assert not hasattr(theirs, "partial_fit")   # (scikit-learn's regressor forgets to check)
     assert hasattr(cls(solver="sgd"), "partial_fit") and hasattr(cls(), "partial_fit")
+
+
+@pytest.mark.parametrize("tol", [1e-4, 10.0])
+def test_lbfgs_tol_is_the_gradient_tolerance_and_verbose_prints_as_scikit_learn(tol, capsys):
+    """tol is L-BFGS-B's gtol: a huge one stops both at once; verbose prints alike."""
+    ours_cls, their_cls, X, y = _problem("regression", np.random.default_rng(5))
+    ours, theirs = _same_start(ours_cls, their_cls, X, y, hidden_layer_sizes=(4,),
+                               solver="lbfgs", random_state=0)
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.set_params(max_iter=40, tol=tol, verbose=True).fit(X, y)
+        ours_out = capsys.readouterr().out
+        theirs.set_params(max_iter=40, tol=tol, verbose=True).fit(X, y)
+        theirs_out = capsys.readouterr().out
+    assert ours.n_iter_ == theirs.n_iter_
+    assert (ours.n_iter_ == 0) == (tol == 10.0)
+    assert ours_out == theirs_out

@@ -142,7 +142,7 @@ class StochasticSolver:
                 g += (alpha / s) * W
                 layer.dW = g
                 total = total + xp.sum(W * W)
-            return total * (0.5 * alpha) / s
+            return total * (0.5 * alpha / s)
         return l2
 
     def _update_no_improvement_count(self, X_val: Any, y_val: Any, sw_val: Any) -> None:
