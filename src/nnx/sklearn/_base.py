@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sklearn.base import _fit_context
+from sklearn import get_config
+from sklearn.base import _fit_context, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
@@ -31,7 +32,24 @@ from ._losses import Cell, make_loss
 from ._params import ACTIVATIONS, NON_FINITE, MLPParams
 from ._stochastic import StochasticSolver
 
-__all__ = ["BaseMLP"]
+__all__ = ["BaseMLP", "dispatch_backend"]
+
+
+def dispatch_backend(X: Any) -> Any:
+    """The nnx backend (with its device) of ``X`` when scikit-learn's ``array_api_dispatch``
+    is on and ``X`` is an array of another library than NumPy; None otherwise."""
+    if not get_config().get("array_api_dispatch", False) or hasattr(X, "toarray"):
+        return None
+    try:
+        backend = _registry.backend_of(X)
+    except (TypeError, ValueError):   # a list, a pandas frame, ...: not an array library's
+        return None
+    return None if backend.name == "numpy" else backend
+
+
+def _host(a: Any) -> Any:
+    """``a`` as a host NumPy array if it is an array of another library, else ``a``."""
+    return to_numpy(a) if dispatch_backend(a) is not None else a
 
 
 class BaseMLP(StochasticSolver, LbfgsSolver, MLPParams):
@@ -58,16 +76,30 @@ class BaseMLP(StochasticSolver, LbfgsSolver, MLPParams):
         cell = Cell()
         return make_loss(self._loss_name(), self._backend.xp, weighted=weighted, cell=cell), cell
 
-    def _forward(self, X: Any) -> Any:
-        """The network's raw output Z (n, k) on the device, from the current ``coefs_``."""
+    def _forward(self, X: Any) -> tuple[Any, str, Any]:
+        """``(Z, dtype, to)``: the network's raw output Z (n, k) on the device, from the
+        current ``coefs_``; the dtype of the results (float32 only for float32 input to a
+        float32 model, as scikit-learn); the backend to return them on (None: NumPy)."""
         check_is_fitted(self)
+        to = dispatch_backend(X)   # under array_api_dispatch X stays in its library
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         self._load_weights()
-        return self._model.forward(self._to_device(X)), X.dtype
+        single = str(X.dtype).endswith("float32") and self._dtype_name == "float32"
+        return self._model.forward(self._to_device(X)), "float32" if single else "float64", to
+
+    def _deliver(self, out: Any, dtype: str, to: Any) -> Any:
+        """A result on the model's backend, as ``dtype``, in NumPy or on backend ``to``."""
+        if to is None:
+            return to_numpy(out).astype(dtype, copy=False)
+        xp = self._backend.xp
+        out = xp.astype(out, getattr(xp, dtype))
+        if to.name == self._backend.name and str(to.device) == str(self._backend.device):
+            return out
+        return asarray(out, backend=to)
 
     # -- the network and its weights -----------------------------------------------------
-    def _build(self, units: list[int]) -> None:
-        self._backend = resolve_backend(self._backend_name)
+    def _build(self, units: list[int], backend: Any = None) -> None:
+        self._backend = backend or resolve_backend(self._backend_name)
         self._xp_dtype = getattr(self._backend.xp, self._dtype_name)
         self._model = MLP(units, activation=ACTIVATIONS[self.activation], init="zeros",
                           dtype=self._dtype_name, backend=self._backend)
@@ -87,11 +119,10 @@ class BaseMLP(StochasticSolver, LbfgsSolver, MLPParams):
         self.intercepts_ = [to_numpy(d.b) for d in self._model.dense_layers]
 
     def _initialize(self, n_features: int, n_outputs: int, sizes: list[int], dtype: str,
-                    rs: Any) -> None:
-        self._backend_name = None if self.backend is None else self.backend
+                    rs: Any, backend: Any) -> None:
         self._dtype_name = dtype
         units = [n_features, *sizes, n_outputs]
-        self._build(units)
+        self._build(units, backend)
         self._backend_name = self._backend.name
         backend = self._backend
         factor = 2.0 if self.activation == "logistic" else 6.0  # Glorot, as scikit-learn
@@ -133,6 +164,9 @@ class BaseMLP(StochasticSolver, LbfgsSolver, MLPParams):
              incremental: bool = False) -> BaseMLP:
         sizes = self._hidden_sizes()
         first = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        source = dispatch_backend(X)   # array_api_dispatch: train where X lives
+        y_source = dispatch_backend(y)
+        X, y, sample_weight = _host(X), _host(y), _host(sample_weight)   # checked on the host
         X, Y = self._validate_input(X, y, incremental, reset=first)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
@@ -141,7 +175,9 @@ class BaseMLP(StochasticSolver, LbfgsSolver, MLPParams):
         rs = check_random_state(self.random_state)
         if first:
             dtype = self.dtype or ("float32" if X.dtype == "float32" else "float64")
-            self._initialize(X.shape[1], Y.shape[1], sizes, dtype, rs)
+            backend = resolve_backend(self.backend) if self.backend is not None or \
+                source is None else source
+            self._initialize(X.shape[1], Y.shape[1], sizes, dtype, rs, backend)
         elif Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} outputs but the fitted network has "
                              f"{self.n_outputs_}; refit without warm_start")
@@ -156,6 +192,10 @@ class BaseMLP(StochasticSolver, LbfgsSolver, MLPParams):
         self._export_weights()
         if not all(math.isfinite(float(a.sum())) for a in self.coefs_ + self.intercepts_):
             raise ValueError(NON_FINITE)
+        if is_classifier(self) and y_source is not None:  # classes_ in y's library, as
+            classes = self._label_binarizer.classes_     # scikit-learn under dispatch
+            if classes.dtype.kind in "biuf":
+                self.classes_ = asarray(classes, backend=y_source)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)

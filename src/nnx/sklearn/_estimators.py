@@ -17,17 +17,12 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from .. import losses as _losses
-from ..backend import to_numpy
+from ..backend import asarray, to_numpy
 from ._base import BaseMLP
 from ._losses import output, scaled_loss
 from ._params import REGRESSOR_CONSTRAINTS
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
-
-
-def _result_dtype(x_dtype: Any, model_dtype: str) -> str:
-    """scikit-learn's output dtype: float32 only for float32 input to a float32 model."""
-    return "float32" if x_dtype == "float32" and model_dtype == "float32" else "float64"
 
 
 class MLPClassifier(ClassifierMixin, BaseMLP):
@@ -47,14 +42,14 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             self._label_binarizer = LabelBinarizer().fit(y)
             self.classes_ = self._label_binarizer.classes_
         else:
-            classes = unique_labels(y)
-            if self.warm_start and set(classes) != set(self.classes_):
+            classes, known = unique_labels(y), self._label_binarizer.classes_
+            if self.warm_start and set(classes) != set(known):
                 raise ValueError("warm_start can only be used where `y` has the same classes "
                                  f"as in the previous call to fit. Previously got "
-                                 f"{self.classes_}, `y` has {classes}")
-            if not self.warm_start and not set(classes) <= set(self.classes_):
+                                 f"{known}, `y` has {classes}")
+            if not self.warm_start and not set(classes) <= set(known):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` "
-                                 f"has {self.classes_}. 'y' has {classes}.")
+                                 f"has {known}. 'y' has {classes}.")
         self.out_activation_ = ("softmax" if self._label_binarizer.y_type_ == "multiclass"
                                 else "logistic")
         return X, self._label_binarizer.transform(y).astype("float64")
@@ -81,24 +76,27 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     def predict(self, X: Any) -> Any:
         """Class labels (n_samples,), or a label indicator (n_samples, n_labels)."""
-        return self._labels(self._forward(X)[0])
+        out, _, to = self._forward(X)
+        labels = self._labels(out)
+        if to is None or labels.dtype.kind not in "biuf":   # strings stay NumPy
+            return labels
+        return asarray(labels, backend=to)
 
-    def _proba_table(self, X: Any) -> tuple[Any, str]:
-        out, x_dtype = self._forward(X)
+    def _proba_table(self, X: Any) -> tuple[Any, str, Any]:
+        out, dtype, to = self._forward(X)
         p = output(self.out_activation_, out, self._backend.xp)
         if self.n_outputs_ == 1:  # binary: columns for classes_[0] and classes_[1]
             p = self._backend.xp.concat([1.0 - p, p], axis=1)
-        return p, _result_dtype(x_dtype, self._dtype_name)
+        return p, dtype, to
 
     def predict_proba(self, X: Any) -> Any:
         """Class probabilities (n_samples, n_classes), ordered as ``classes_``."""
-        p, dtype = self._proba_table(X)
-        return to_numpy(p).astype(dtype, copy=False)
+        return self._deliver(*self._proba_table(X))
 
     def predict_log_proba(self, X: Any) -> Any:
         """The natural log of :meth:`predict_proba` (−inf where a probability is 0)."""
-        p, dtype = self._proba_table(X)
-        return to_numpy(self._backend.xp.log(p)).astype(dtype, copy=False)
+        p, dtype, to = self._proba_table(X)
+        return self._deliver(self._backend.xp.log(p), dtype, to)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -183,8 +181,12 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     def predict(self, X: Any) -> Any:
         """Predicted values: (n_samples,) or (n_samples, n_outputs)."""
-        out, x_dtype = self._forward(X)
-        return self._host(out, _result_dtype(x_dtype, self._dtype_name))
+        out, dtype, to = self._forward(X)
+        xp = self._backend.xp
+        out = output(self.out_activation_, out, xp)
+        if out.shape[1] == 1:
+            out = xp.reshape(out, (-1,))
+        return self._deliver(out, dtype, to)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
