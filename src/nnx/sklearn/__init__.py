@@ -23,7 +23,11 @@ Host inputs are copied to the backend once per ``fit``; every epoch (or L-BFGS
 evaluation) runs there. ``coefs_``/``intercepts_`` are host NumPy arrays in
 scikit-learn's (in, out) orientation and they are the model: the network is loaded
 from them on every prediction and when a fit continues, so editing them changes
-``predict``, as in scikit-learn. Sparse inputs are accepted and densified. Pickles hold
+``predict``, as in scikit-learn. Sparse inputs are accepted and densified. Under
+scikit-learn's ``array_api_dispatch``, arrays of another library (torch, CuPy, JAX,
+array-api-strict) train with that library on their device unless ``backend=`` says
+otherwise, and predictions come back in the input's library (``fit`` checks its inputs
+on the host: one round trip per fit). Pickles hold
 host arrays only; the network is rebuilt on the same backend when first used.
 
 ``check_estimator`` passes for both classes; nnx asks to skip no check. (scikit-learn
