@@ -24,6 +24,11 @@ class Ops:
 
     #: a short label for reports ("portable", "numpy", "cupy", ...).
     kind = "portable"
+    #: whether a network's parameters and gradients may live in one flat buffer: every
+    #: ``*_into`` method writes into its ``out`` (views of that buffer) and the flat
+    #: optimizer kernels update in place. False here: the portable path keeps one array per
+    #: parameter (today's reference, and the only way on JAX, whose arrays are immutable).
+    flat = False
 
     def __init__(self, xp: Any) -> None:
         self.xp = xp
@@ -77,6 +82,78 @@ class Ops:
         """p ← p − α g, in place on ``p`` where the library allows (JAX rebinds)."""
         p -= alpha * g
         return p
+
+    def softmax_xent(self, z: Array, y: Array) -> tuple[Array, Array]:
+        """Cross-entropy of softmax(z) against rows ``y`` (one-hot or probabilities, z's
+        shape and dtype), averaged over the n rows, and its gradient (softmax(z) − y)/n.
+
+        log softmax(z) = (z − max z) − log Σ e^(z − max z), per row: stable for any z.
+        """
+        xp = self.xp
+        n = z.shape[0]
+        shifted = z - xp.max(z, axis=1, keepdims=True)
+        log_p = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+        loss = -self.sum(y * log_p) / n
+        return loss, (xp.exp(log_p) - y) / n
+
+    # -- the flat-buffer path (used only where ``flat`` is True) ------------------------
+    # Each is the per-array path's expression sequence, so that a fast path doing the same
+    # operations in the same order into scratch memory gives the same numbers.
+    def view(self, buffer: Array, start: int, shape: tuple[int, ...]) -> Array:
+        """The elements ``buffer[start:start + prod(shape)]`` of a 1-d buffer as an array of
+        ``shape`` that shares their memory (a view: writes go through to the buffer)."""
+        size = 1
+        for d in shape:
+            size *= d
+        return self.xp.reshape(buffer[start:start + size], shape)
+
+    def copy_into(self, out: Array, x: Array) -> Array:
+        """out[...] = x (same shape), in place."""
+        out[...] = x
+        return out
+
+    def matmul_into(self, a: Array, b: Array, out: Array) -> Array:
+        """out[...] = a @ b, in place."""
+        return self.copy_into(out, a @ b)
+
+    def sum_rows_into(self, x: Array, out: Array) -> Array:
+        """out[...] = Σ over axis 0 of x, in place."""
+        return self.copy_into(out, self.xp.sum(x, axis=0))
+
+    def sgd_step(self, p: Array, g: Array, buf: Array | None, *, lr: float,
+                 momentum: float, nesterov: bool, weight_decay: float, first: bool) -> None:
+        """One ``torch.optim.SGD`` step on flat ``p`` in place (see :class:`nnx.optim.SGD`).
+
+        ``buf`` is the momentum buffer (None without momentum), set to g when ``first``.
+        A fast path keeps its temporaries in scratch memory of its own, never p-sized
+        fresh arrays.
+        """
+        if weight_decay:
+            g = g + weight_decay * p
+        if momentum:
+            if first:
+                self.copy_into(buf, g)
+            else:
+                buf *= momentum
+                buf += g
+            g = g + momentum * buf if nesterov else buf
+        self.sub_scaled(p, g, lr)
+
+    def adam_step(self, p: Array, g: Array, m: Array, v: Array, *,
+                  step_size: float, b1: float, b2: float, sqrt_bc2: float, eps: float,
+                  weight_decay: float) -> None:
+        """One ``torch.optim.Adam`` step on flat ``p``, ``m``, ``v`` in place:
+        m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², p ← p − step · m / (√v / √(1−β₂ᵗ) + ε)."""
+        if weight_decay:
+            g = g + weight_decay * p
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        v += (1.0 - b2) * (g * g)
+        denom = self.xp.sqrt(v)
+        denom /= sqrt_bc2
+        denom += eps
+        self.sub_scaled(p, m / denom, step_size)
 
 
 def _size(x: Array) -> int:

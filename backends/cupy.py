@@ -107,6 +107,33 @@ _sub_scaled = cupy.ElementwiseKernel(
     "nnx_sub_scaled")
 
 
+# The flat optimizer steps, one kernel over the whole parameter buffer (torch.optim's
+# formulas; ``first`` sets the momentum buffer to g, ``wd`` is the L2 coefficient).
+_sgd_momentum_step = cupy.ElementwiseKernel(
+    "T g, T lr, T mu, T wd, bool nesterov, bool first", "T p, T buf",
+    """
+    T gg = wd == (T)0 ? g : g + wd * p;
+    buf = first ? gg : buf * mu + gg;
+    p -= lr * (nesterov ? gg + mu * buf : buf);
+    """,
+    "nnx_sgd_momentum_step")
+
+_sgd_decay_step = cupy.ElementwiseKernel(
+    "T g, T lr, T wd", "T p",
+    "p -= lr * (g + wd * p)",
+    "nnx_sgd_decay_step")
+
+_adam_step = cupy.ElementwiseKernel(
+    "T g, T step, T b1, T c1, T b2, T c2, T sqrt_bc2, T eps, T wd", "T p, T m, T v",
+    """
+    T gg = wd == (T)0 ? g : g + wd * p;
+    m = m * b1 + c1 * gg;
+    v = v * b2 + c2 * (gg * gg);
+    p -= step * (m / (sqrt(v) / sqrt_bc2 + eps));
+    """,
+    "nnx_adam_step")
+
+
 class CupyOps(_Ops):
     """CuPy fast paths: ``out=`` products and sums, fused elementwise kernels."""
 
@@ -146,6 +173,43 @@ class CupyOps(_Ops):
             return p
         _sub_scaled(g, p.dtype.type(alpha), p)
         return p
+
+
+    # -- the flat-buffer path: products into the gradient views, one kernel per update ---
+    flat = True
+
+    def copy_into(self, out, x):
+        cupy.copyto(out, x)
+        return out
+
+    def matmul_into(self, a, b, out):
+        return cupy.matmul(a, b, out=out)
+
+    def sum_rows_into(self, x, out):
+        return cupy.sum(x, axis=0, out=out)
+
+    def sgd_step(self, p, g, buf, *, lr, momentum, nesterov, weight_decay, first):
+        if p.dtype != g.dtype:
+            return super().sgd_step(p, g, buf, lr=lr, momentum=momentum, nesterov=nesterov,
+                                    weight_decay=weight_decay, first=first)
+        t = p.dtype.type
+        if momentum:
+            _sgd_momentum_step(g, t(lr), t(momentum), t(weight_decay), bool(nesterov),
+                               bool(first), p, buf)
+        elif weight_decay:
+            _sgd_decay_step(g, t(lr), t(weight_decay), p)
+        else:
+            _sub_scaled(g, t(lr), p)
+        return None
+
+    def adam_step(self, p, g, m, v, *, step_size, b1, b2, sqrt_bc2, eps, weight_decay):
+        if p.dtype != g.dtype:
+            return super().adam_step(p, g, m, v, step_size=step_size, b1=b1, b2=b2,
+                                     sqrt_bc2=sqrt_bc2, eps=eps, weight_decay=weight_decay)
+        t = p.dtype.type
+        _adam_step(g, t(step_size), t(b1), t(1.0 - b1), t(b2), t(1.0 - b2), t(sqrt_bc2), t(eps),
+                   t(weight_decay), p, m, v)
+        return None
 
 
 def _elementwise(kernel: Any, dy: Any, a: Any, out: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import array_api_compat.torch as xp
@@ -93,6 +94,60 @@ class TorchOps(_Ops):
         if p.dtype != g.dtype or p.shape != g.shape or p.requires_grad:
             return super().sub_scaled(p, g, alpha)
         return p.sub_(g, alpha=alpha)                  # p ← p − α g in one pass (may fuse)
+
+
+    # -- the flat-buffer path ------------------------------------------------------------
+    flat = True
+
+    def view(self, buffer, start, shape):
+        return buffer[start:start + math.prod(shape)].view(shape)   # a view, or an error
+
+    def copy_into(self, out, x):
+        return out.copy_(x)
+
+    def matmul_into(self, a, b, out):
+        return torch.matmul(a, b, out=out)
+
+    def sum_rows_into(self, x, out):
+        return torch.sum(x, dim=0, out=out)
+
+    def _pair(self, p):
+        """Two p-sized scratch tensors (kept for the last size, dtype and device asked)."""
+        key = (p.shape[0], p.dtype, p.device)
+        pair = getattr(self, "_scratch_pair", None)
+        if pair is None or pair[0] != key:
+            pair = self._scratch_pair = (key, torch.empty_like(p), torch.empty_like(p))
+        return pair[1], pair[2]
+
+    # The per-array path's operations in the same order, written into scratch tensors.
+    def sgd_step(self, p, g, buf, *, lr, momentum, nesterov, weight_decay, first):
+        if p.dtype != g.dtype or p.requires_grad:
+            return super().sgd_step(p, g, buf, lr=lr, momentum=momentum, nesterov=nesterov,
+                                    weight_decay=weight_decay, first=first)
+        s1, s2 = self._pair(p)
+        if weight_decay:                                   # g ← g + λ p
+            g = torch.add(g, torch.mul(p, weight_decay, out=s1), out=s1)
+        if momentum:
+            if first:
+                buf.copy_(g)                               # buf₁ = g₁
+            else:
+                buf.mul_(momentum).add_(g)                 # buf ← μ buf + g
+            g = torch.add(g, torch.mul(buf, momentum, out=s2), out=s2) if nesterov else buf
+        p.sub_(g, alpha=lr)                                # p ← p − η g
+        return None
+
+    def adam_step(self, p, g, m, v, *, step_size, b1, b2, sqrt_bc2, eps, weight_decay):
+        if p.dtype != g.dtype or p.requires_grad:
+            return super().adam_step(p, g, m, v, step_size=step_size, b1=b1, b2=b2,
+                                     sqrt_bc2=sqrt_bc2, eps=eps, weight_decay=weight_decay)
+        s1, s2 = self._pair(p)
+        if weight_decay:                                   # g ← g + λ p
+            g = torch.add(g, torch.mul(p, weight_decay, out=s1), out=s1)
+        m.mul_(b1).add_(torch.mul(g, 1.0 - b1, out=s2))   # m ← β₁ m + (1 − β₁) g
+        v.mul_(b2).add_(torch.mul(g, g, out=s2).mul_(1.0 - b2))   # v ← β₂ v + (1 − β₂) g²
+        denom = torch.sqrt(v, out=s2).div_(sqrt_bc2).add_(eps)
+        p.sub_(torch.div(m, denom, out=s2), alpha=step_size)      # p ← p − step · m/denom
+        return None
 
 
 def ops(xp: Any) -> TorchOps:

@@ -16,8 +16,8 @@ import torch
 
 from . import torch as _torch_adapter
 
-__all__ = ["device_for", "Reference", "mlp_step", "dense_forward", "dense_forward_backward",
-           "count_kernel_launches"]
+__all__ = ["device_for", "Reference", "mlp_step", "ADAM_IMPLEMENTATIONS", "dense_forward",
+           "dense_forward_backward", "count_kernel_launches"]
 
 _ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid,
                 "identity": torch.nn.Identity}
@@ -68,14 +68,21 @@ def _mlp(sizes: Sequence[int], activation: str, dtype: torch.dtype, device: str,
     return torch.nn.Sequential(*layers)
 
 
+#: PyTorch's Adam implementations: a loop over tensors, multi-tensor kernels, one fused kernel.
+ADAM_IMPLEMENTATIONS = {"for-loop": {"foreach": False}, "foreach": {"foreach": True},
+                        "fused": {"fused": True}}
+
+
 def mlp_step(sizes: Sequence[int], batch: int, *, activation: str = "relu",
              loss: str = "softmax_cross_entropy", lr: float = 0.01, device: str = "cpu",
-             dtype: str = "float32", seed: int = 0) -> Reference:
+             dtype: str = "float32", seed: int = 0, optimizer: str = "sgd",
+             adam: str = "fused") -> Reference:
     """A full PyTorch training step of the MLP ``sizes`` on a fixed random batch.
 
     forward, loss (``F.cross_entropy`` on class ids, ``F.binary_cross_entropy_with_logits``
-    or ``F.mse_loss``), ``loss.backward()``, ``SGD.step()`` and ``zero_grad()``, as in
-    any PyTorch training loop.
+    or ``F.mse_loss``), ``loss.backward()``, ``SGD.step()`` (or ``Adam.step()`` with
+    ``optimizer="adam"``, in the implementation ``adam`` names: ``"for-loop"``,
+    ``"foreach"`` or ``"fused"``) and ``zero_grad()``, as in any PyTorch training loop.
     """
     dt = getattr(torch, dtype)
     model = _mlp(sizes, activation, dt, device, seed)
@@ -93,7 +100,12 @@ def mlp_step(sizes: Sequence[int], batch: int, *, activation: str = "relu",
         loss_fn = torch.nn.functional.mse_loss
     else:
         raise ValueError(f"no PyTorch reference for loss {loss!r}")
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr, **ADAM_IMPLEMENTATIONS[adam])
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+    else:
+        raise ValueError(f"no PyTorch reference for optimizer {optimizer!r}")
 
     def step() -> None:
         opt.zero_grad()

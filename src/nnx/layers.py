@@ -104,6 +104,9 @@ class Dense(Layer):
         # the gradient arrays this layer made: the next backward may write into them
         self._dW_own: Array | None = None
         self._db_own: Array | None = None
+        # views of a network's flat gradient buffer (nnx.flat), once one adopts the layer
+        self._gW: Array | None = None
+        self._gb: Array | None = None
         self._x: Array | None = None
 
     def __repr__(self) -> str:
@@ -118,9 +121,12 @@ class Dense(Layer):
 
     @W.setter
     def W(self, value: Array) -> None:
-        if value is not self._W:  # `layer.W -= step` hands back the same array: keep it
-            value = self._own(value, (self.out_features, self.in_features), "W")
-        self._W = value
+        if value is self._W:  # `layer.W -= step` hands back the same array: keep it
+            return
+        if self._gW is not None:  # a view of the network's buffer: copy the values in
+            self._ops.copy_into(self._W, self._checked(value, self._W.shape, "W"))
+            return
+        self._W = self._own(value, (self.out_features, self.in_features), "W")
 
     @property
     def b(self) -> Array | None:
@@ -134,17 +140,37 @@ class Dense(Layer):
                 return
             raise ValueError(f"{self!r}: a layer built with bias={self._b is not None} "
                              "cannot switch its bias on or off")
-        if value is not self._b:
-            value = self._own(value, (self.out_features,), "b")
-        self._b = value
+        if value is self._b:
+            return
+        if self._gb is not None:
+            self._ops.copy_into(self._b, self._checked(value, self._b.shape, "b"))
+            return
+        self._b = self._own(value, (self.out_features,), "b")
+
+    def _checked(self, value: Array, shape: tuple[int, ...], name: str) -> Array:
+        """``value`` as an array of this layer's backend, checked to have ``shape``."""
+        arr = self.backend.asarray(value, what=f"{self!r}.{name}")
+        if tuple(arr.shape) != tuple(shape):
+            raise ValueError(f"{self!r}: {name} must have shape {tuple(shape)}; got "
+                             f"{tuple(arr.shape)}")
+        return arr
 
     def _own(self, value: Array, shape: tuple[int, ...], name: str) -> Array:
         """``value`` in this layer's backend and dtype, shape-checked, as an array nnx owns:
         a private copy, unless the library's arrays are immutable (JAX) and copying is moot."""
-        arr = self.backend.asarray(value, what=f"{self!r}.{name}")
-        if tuple(arr.shape) != shape:
-            raise ValueError(f"{self!r}: {name} must have shape {shape}; got {tuple(arr.shape)}")
+        arr = self._checked(value, shape, name)
         return self._xp.astype(arr, self._dtype, copy=not self.backend.immutable_arrays)
+
+    def _adopt(self, W: Array, b: Array | None, dW: Array, db: Array | None) -> None:
+        """Live in a network's flat buffers (:mod:`nnx.flat`): ``W``/``b`` are views already
+        holding this layer's values, ``dW``/``db`` the views its gradients go to."""
+        if self.dW is not None:       # keep a gradient computed before the move
+            self._ops.copy_into(dW, self.dW)
+            self.dW = dW
+        if self.db is not None and db is not None:
+            self._ops.copy_into(db, self.db)
+            self.db = db
+        self._W, self._b, self._gW, self._gb = W, b, dW, db
 
     # -- forward and backward ----------------------------------------------------------
     def _check_input(self, x: Array) -> Array:
@@ -185,6 +211,12 @@ class Dense(Layer):
             raise ValueError(f"{self!r}.backward expects dL/dZ of shape "
                              f"{(x.shape[0], self.out_features)}; got {tuple(dy.shape)}")
         ops = self._ops
+        gW = self._gW
+        if gW is not None:   # the network's flat gradient buffer: write into its views
+            self.dW = ops.matmul_into(dy.T, x, gW)                 # dL/dW = δᵀ X      (out, in)
+            if self._b is not None:
+                self.db = ops.sum_rows_into(dy, self._gb)          # dL/db = Σ_rows δ  (out,)
+            return ops.matmul(dy, self._W) if input_grad else None
         # Reuse only gradient arrays this layer made, never one assigned from outside.
         out_W = self.dW if self.dW is self._dW_own else None
         out_b = self.db if self.db is self._db_own else None

@@ -18,7 +18,6 @@ from typing import Any
 
 import array_api_compat
 
-from . import activations as F
 from ._namespace import namespace_of, ops_of
 
 Array = Any
@@ -136,9 +135,9 @@ def softmax_cross_entropy(logits: Array, labels: Array, *,
                          f"({n}, {k}); got {tuple(labels.shape)}")
     if labels.shape[0] != n:
         raise ValueError(f"softmax_cross_entropy: {n} rows of logits but {labels.shape[0]} labels")
-    log_p = F.log_softmax(logits, xp=xp)
-    loss = -ops_of(logits).sum(labels * log_p) / n
-    return loss, (xp.exp(log_p) - labels) / n
+    # log p = log_softmax(z); L = −Σ Y ⊙ log p / n; dL/dz = (softmax(z) − Y) / n, in one
+    # backend op (the portable Ops.softmax_xent is these expressions, fast paths fuse them)
+    return ops_of(logits).softmax_xent(logits, labels)
 
 
 def class_ids_to_one_hot(labels: Array, k: int, *, dtype: Any, xp: Any) -> Array:

@@ -10,8 +10,9 @@ default ``dampening=0``, ``amsgrad=False``, ``maximize=False``): the same gradie
 the same numbers. Parameters and optimizer state are updated in place (``p -= step``);
 on JAX, whose arrays are immutable, the same statements rebind instead.
 
-State (momentum buffers, Adam moments and step counts) is kept per layer object, so
-one optimizer can train one model across several ``fit`` calls; :meth:`reset` forgets it.
+State (momentum buffers, Adam moments and step counts) is kept per layer object, or per
+flat buffer (:mod:`nnx.optimizer`), so one optimizer can train one model across several
+``fit`` calls; :meth:`~Optimizer.reset` forgets it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from typing import Any
+
+from .optimizer import Optimizer, _FlatState, _LayerState
 
 Array = Any
 
@@ -37,65 +40,6 @@ def _check(name: str, value: float, *, low: float, low_open: bool = False,
         hi = "∞)" if high is None else (f"{high})" if high_open else f"{high}]")
         raise ValueError(f"{owner}: {name} must lie in {lo}{low}, {hi}; got {value!r}")
     return value
-
-
-class Optimizer:
-    """Base class: walks the Dense layers of a model and updates each parameter.
-
-    Subclasses implement ``_update(layer, state)``; ``state`` is the per-layer record
-    created by ``_new_state(layer)`` on the layer's first step.
-    """
-
-    def __init__(self) -> None:
-        self._state: dict[Any, Any] = {}
-
-    def step(self, model: Any) -> None:
-        """Apply one update to every parameter of ``model`` that has a gradient.
-
-        ``model`` is a :class:`~nnx.Sequential` (its ``dense_layers``), a single layer,
-        or an iterable of layers. Gradients are the layers' ``dW``/``db``, filled by
-        ``model.backward``; a parameter whose gradient is None is left alone.
-        """
-        layers = getattr(model, "dense_layers", None)
-        if layers is None:
-            layers = [model] if hasattr(model, "param_names") else list(model)
-        state = self._state
-        for layer in layers:
-            st = state.get(layer)
-            if st is None:
-                st = state[layer] = self._new_state(layer)
-            self._update(layer, st)
-
-    def reset(self) -> None:
-        """Forget all state (momentum buffers, moments, step counts)."""
-        self._state.clear()
-
-    zero_state = reset
-
-    def state_of(self, layer: Any) -> Any:
-        """The state record of ``layer`` (None before its first step)."""
-        return self._state.get(layer)
-
-    def _new_state(self, layer: Any) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _update(self, layer: Any, state: Any) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-class _LayerState:
-    """Per-layer optimizer state: a step count and one slot list per kind of buffer."""
-
-    __slots__ = ("names", "slots", "xp", "ops", "t", "a", "b")
-
-    def __init__(self, layer: Any) -> None:
-        self.names = tuple(layer.param_names)
-        self.slots = tuple((i, name, "d" + name) for i, name in enumerate(self.names))
-        self.xp = layer.backend.xp
-        self.ops = layer.backend.ops    # p -= α g without a full-size temporary where it can
-        self.t = 0
-        self.a: list[Array | None] = [None] * len(self.names)  # momentum buffer / Adam m
-        self.b: list[Array | None] = [None] * len(self.names)  # Adam v
 
 
 class SGD(Optimizer):
@@ -133,8 +77,19 @@ class SGD(Optimizer):
         return (f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov}, "
                 f"weight_decay={self.weight_decay})")
 
+    @property
+    def _slots(self) -> int:  # type: ignore[override]
+        return 1 if self.momentum else 0
+
     def _new_state(self, layer: Any) -> _LayerState:
         return _LayerState(layer)
+
+    def _update_flat(self, group: Any, st: _FlatState) -> None:
+        st.t += 1
+        group.backend.ops.sgd_step(group.params, group.grads, st.a, lr=self.lr,
+                                   momentum=self.momentum, nesterov=self.nesterov,
+                                   weight_decay=self.weight_decay, first=st.fresh)
+        st.fresh = False
 
     def _update(self, layer: Any, st: _LayerState) -> None:
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
@@ -194,6 +149,17 @@ class Adam(Optimizer):
     def __repr__(self) -> str:
         return (f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, "
                 f"weight_decay={self.weight_decay})")
+
+    _slots = 2
+
+    def _update_flat(self, group: Any, st: _FlatState) -> None:
+        b1, b2 = self.betas
+        st.t += 1
+        st.fresh = False
+        group.backend.ops.adam_step(group.params, group.grads, st.a, st.b,
+                                    step_size=self.lr / (1.0 - b1 ** st.t),
+                                    b1=b1, b2=b2, sqrt_bc2=math.sqrt(1.0 - b2 ** st.t),
+                                    eps=self.eps, weight_decay=self.weight_decay)
 
     def _new_state(self, layer: Any) -> _LayerState:
         st = _LayerState(layer)

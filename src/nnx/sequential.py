@@ -9,6 +9,7 @@ from typing import Any
 from . import backends as _registry
 from .activation_layers import ActivationLayer, make_activation
 from .backend import Backend, resolve_backend
+from .flat import FlatParameters, flatten
 from .layers import Dense, Layer
 from .training import fit as _fit
 from .training import predict as _predict
@@ -41,6 +42,9 @@ class Sequential(Layer):
             raise ValueError(f"Sequential: its Dense layers live on different backends "
                              f"({', '.join(sorted(names))}); build them under one backend")
         self.layers: list[Layer] = list(layers)
+        #: the parameters and gradients in one buffer per dtype (None on backends that keep
+        #: one array per parameter): :mod:`nnx.flat`.
+        self.flat: FlatParameters | None = flatten(dense)
 
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)

@@ -30,7 +30,8 @@ __all__ = ["Network", "make_batch", "floor", "training_step", "dense_pass", "den
 
 @dataclass(frozen=True)
 class Network:
-    """An MLP training problem: widths, batch rows, hidden activation, loss, learning rate."""
+    """An MLP training problem: widths, batch rows, hidden activation, loss, learning rate,
+    dtype and optimizer (``"sgd"`` or ``"adam"``)."""
 
     sizes: tuple[int, ...]
     batch: int
@@ -38,10 +39,15 @@ class Network:
     loss: str = "softmax_cross_entropy"
     lr: float = 0.01
     dtype: str = "float32"
+    optimizer: str = "sgd"
 
     @property
     def label(self) -> str:
         return f"{'-'.join(map(str, self.sizes))} ×{self.batch}"
+
+    def make_optimizer(self) -> Any:
+        return (_optim.Adam(lr=self.lr) if self.optimizer == "adam"
+                else _optim.SGD(lr=self.lr))
 
 
 def make_batch(backend: Backend, net: Network, *, seed: int = 0) -> tuple[Any, Any]:
@@ -99,7 +105,7 @@ def floor(backend: Backend | str, net: Network, *, seed: int = 0) -> Timed:
 
 def training_step(backend: Backend | str, net: Network, *, seed: int = 0,
                   data: tuple[Any, Any] | None = None) -> Timed:
-    """nnx's training step: forward, loss, backward (``input_grad=False``), SGD update.
+    """nnx's training step: forward, loss, backward (``input_grad=False``), the update.
 
     Written as a user's loop would be; ``data`` is ``(x, target)`` (a random batch if None).
     The model and optimizer are on the returned object as ``.model`` and ``.optimizer``.
@@ -108,7 +114,7 @@ def training_step(backend: Backend | str, net: Network, *, seed: int = 0,
     x, target = make_batch(backend, net, seed=seed) if data is None else data
     with use_backend(backend):
         model = MLP(list(net.sizes), activation=net.activation, seed=seed, dtype=net.dtype)
-    opt = _optim.SGD(lr=net.lr)
+    opt = net.make_optimizer()
     loss_fn = _losses.get(net.loss)
 
     def step() -> None:
@@ -176,13 +182,16 @@ def _torch_device(backend: Backend) -> tuple[Any, str | None]:
     return ref, (ref.device_for(backend) if ref is not None else None)
 
 
-def torch_step(backend: Backend | str, net: Network, *, seed: int = 0) -> Timed | None:
-    """PyTorch's step of ``net`` on the device matching ``backend``; None without torch."""
+def torch_step(backend: Backend | str, net: Network, *, seed: int = 0,
+               adam: str = "fused") -> Timed | None:
+    """PyTorch's step of ``net`` on the device matching ``backend``; None without torch.
+    ``adam`` picks PyTorch's Adam implementation (``"for-loop"``, ``"foreach"``, ``"fused"``)."""
     ref, device = _torch_device(resolve_backend(backend))
     if device is None:
         return None
     r = ref.mlp_step(net.sizes, net.batch, activation=net.activation, loss=net.loss,
-                     lr=net.lr, device=device, dtype=net.dtype, seed=seed)
+                     lr=net.lr, device=device, dtype=net.dtype, seed=seed,
+                     optimizer=net.optimizer, adam=adam)
     timed = Timed(r, r.synchronize)
     timed.reference = r  # type: ignore[attr-defined]
     return timed
@@ -207,6 +216,19 @@ def hand_written_xor(backend: Backend | str, net: Network, *, seed: int = 0) -> 
     from ..backends import numpy_reference
 
     return Timed(numpy_reference.xor_step(lr=net.lr, seed=seed))
+
+
+def hand_written_step(backend: Backend | str, net: Network, *, seed: int = 0) -> Timed | None:
+    """The step of ``net`` hand-written in NumPy with one flat buffer for parameters,
+    gradients and optimizer state (``nnx.backends.numpy_reference.mlp_step``): the
+    overhead floor of a small network. None for other backends."""
+    if resolve_backend(backend).name != "numpy":
+        return None
+    from ..backends import numpy_reference
+
+    return Timed(numpy_reference.mlp_step(net.sizes, net.batch, optimizer=net.optimizer,
+                                          lr=net.lr, activation=net.activation, loss=net.loss,
+                                          dtype=net.dtype, seed=seed))
 
 
 # -- memory ------------------------------------------------------------------------------

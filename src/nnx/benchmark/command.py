@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from ..backend import available_backends, resolve_backend
 from . import report
-from .suite import run
+from .suite import SECTIONS, run
 
 __all__ = ["main"]
 
@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, help="timed rounds per case")
     p.add_argument("--settle", type=float, help="seconds of quiet before each sample (default "
                    "0.15; lets other thread pools' spinning workers stop; 0 on a GPU)")
+    p.add_argument("--sections", type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
+                   default=list(SECTIONS), help="which parts to run: main (the wide MLP, "
+                   "Dense layer, sweeps, XOR, memory), small (small networks: SGD and Adam "
+                   "against NumPy by hand, PyTorch's Adams, scikit-learn); default both")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     p.add_argument("--no-plot", action="store_true", help="write no PNG")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
@@ -82,16 +86,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("nnx bench: --dense takes in,out,batch", file=sys.stderr)
             return 2
         overrides["dense"] = args.dense
+    unknown = [v for v in args.sections if v not in SECTIONS]
+    if unknown or not args.sections:
+        print(f"nnx bench: --sections takes some of {', '.join(SECTIONS)}; got "
+              f"{','.join(args.sections)!r}", file=sys.stderr)
+        return 2
     result = run(backends, quick=args.quick, use_torch=not args.no_torch, overrides=overrides,
-                 log=lambda msg: print(msg, file=sys.stderr, flush=True))
+                 log=lambda msg: print(msg, file=sys.stderr, flush=True), sections=args.sections)
     gpu = any(b == "cupy" or "cuda" in str(resolve_backend(b).device).lower() for b in backends)
     name = args.name or ("quick" if args.quick else "gpu" if gpu else "cpu")
     m = result["machine"]
     print(f"\nnnx bench — {m['cpu']} ({m['cpu_count']} CPUs), "
           + ", ".join(f"{k}: {v['device_name']}" for k, v in m["backends"].items()))
-    print(report.format_table(result["rows"]))
-    print("\npeak memory of a training step (after a first step; input batch excluded)")
-    print(report.format_memory(result["memory"]))
+    if result["rows"]:
+        print(report.format_table(result["rows"]))
+        print("\npeak memory of a training step (after a first step; input batch excluded)")
+        print(report.format_memory(result["memory"]))
+    if result["small"]:
+        print("\nsmall networks: one training step (time per step; ratios per round)")
+        print(report.format_small(result["small"]))
     for n in result["launches"]:
         print(f"\nCUDA kernel launches per step, {n['backend']} {n['net']}: "
               f"nnx {n.get('nnx')}, torch {n.get('torch')}")

@@ -48,6 +48,17 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     return _columns(header, lines, right={4, 5, 6, 7})
 
 
+def format_small(rows: Sequence[dict[str, Any]]) -> str:
+    """The small-network rows: time per step and its ratios to the floor, to the step
+    hand-written in NumPy, and to PyTorch's fastest step of the same problem."""
+    header = ["backend", "network", "dtype", "opt", "case", "time", "× floor", "× by hand",
+              "× torch best"]
+    lines = [[r["backend"], r["net"], r["dtype"], r["optimizer"], r["case"],
+              format_time(r["seconds"]), _ratio(r.get("x_floor")), _ratio(r.get("x_hand")),
+              _ratio(r.get("x_torch"))] for r in rows]
+    return _columns(header, lines, right={5, 6, 7, 8})
+
+
 def format_memory(rows: Sequence[dict[str, Any]]) -> str:
     """Peak memory of a step against the analytic minimum."""
     header = ["backend", "network", "who", "peak", "analytic min", "× min"]

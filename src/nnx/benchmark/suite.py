@@ -25,20 +25,20 @@ from typing import Any
 
 from ..backend import resolve_backend
 from . import accounting as acc
-from . import cases, timing
+from . import cases, small, timing
 
-__all__ = ["run", "TARGETS", "DEFAULTS", "QUICK", "XOR"]
+__all__ = ["run", "TARGETS", "DEFAULTS", "QUICK", "XOR", "SECTIONS"]
 
 #: the full suite's problem sizes.
 DEFAULTS: dict[str, Any] = dict(
     sizes=(784, 2048, 2048, 10), batch=512, widths=(256, 512, 1024, 2048),
     batches=(64, 256, 1024), sweep_width=1024, dense=(2048, 2048, 512),
-    rounds=15, min_sample_s=0.005, settle_s=0.15,
+    rounds=15, min_sample_s=0.005, settle_s=0.15, small_rounds=7,
 )
 #: ``--quick``: the same suite at toy sizes (for tests and a first look).
 QUICK: dict[str, Any] = dict(
     sizes=(32, 64, 64, 10), batch=16, widths=(16, 32), batches=(4, 16), sweep_width=16,
-    dense=(32, 32, 8), rounds=3, min_sample_s=0.0005, settle_s=0.0,
+    dense=(32, 32, 8), rounds=3, min_sample_s=0.0005, settle_s=0.0, small_rounds=3,
 )
 XOR = cases.Network((2, 4, 1), 4, activation="tanh", loss="sigmoid_binary_cross_entropy",
                     lr=0.5)
@@ -169,38 +169,58 @@ def _targets(rows: list[dict[str, Any]], memory: list[dict[str, Any]], wide: cas
     return out
 
 
+#: the parts of the suite: the wide network and its sweeps, and the small networks.
+SECTIONS = ("main", "small")
+
+
 def run(backends: Sequence[str], *, quick: bool = False, use_torch: bool = True,
-        overrides: dict[str, Any] | None = None, log: Any = print) -> dict[str, Any]:
-    """Run the suite on ``backends`` and return the result dict (rows, memory, targets)."""
+        overrides: dict[str, Any] | None = None, log: Any = print,
+        sections: Sequence[str] = SECTIONS) -> dict[str, Any]:
+    """Run the suite on ``backends`` and return the result dict (rows, memory, targets,
+    and ``small``: the small-network rows of :mod:`nnx.benchmark.small`)."""
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown benchmark sections {sorted(unknown)}; choose from {SECTIONS}")
     cfg = {**(QUICK if quick else DEFAULTS), **(overrides or {})}
     wide = cases.Network(tuple(cfg["sizes"]), cfg["batch"])
     rows: list[dict[str, Any]] = []
     memory: list[dict[str, Any]] = []
     launches: list[dict[str, Any]] = []
+    small_rows: list[dict[str, Any]] = []
     for b in backends:
-        log(f"[{b}] wide MLP {wide.label}")
-        rows += _mlp_rows(b, "wide MLP", wide, cfg, use_torch)
-        log(f"[{b}] dense layer")
-        rows += _dense_rows(b, cfg, use_torch)
-        for w in cfg["widths"]:
-            log(f"[{b}] width sweep w={w}")
-            net = cases.Network((wide.sizes[0], w, w, wide.sizes[-1]), wide.batch)
-            rows += _mlp_rows(b, "width sweep", net, cfg, use_torch, width=w)
-        for n in cfg["batches"]:
-            log(f"[{b}] batch sweep n={n}")
-            w = cfg["sweep_width"]
-            net = cases.Network((wide.sizes[0], w, w, wide.sizes[-1]), n)
-            rows += _mlp_rows(b, "batch sweep", net, cfg, use_torch, width=w)
-        log(f"[{b}] XOR {XOR.label}")
-        rows += _mlp_rows(b, "XOR", XOR, cfg, use_torch)
-        log(f"[{b}] peak memory")
-        memory += _memory_rows(b, [wide, XOR], use_torch)
-        found = cases.kernel_launches(b, XOR) if use_torch else {}
-        if found:
-            launches.append({"backend": b, "net": XOR.label, **found})
+        if "main" in sections:
+            _main_section(b, wide, cfg, use_torch, log, rows, memory, launches)
+        if "small" in sections:
+            small_rows += small.run(b, {**cfg, "rounds": cfg["small_rounds"]}, quick=quick,
+                                    use_torch=use_torch, log=log)
     return {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": _machine(backends), "quick": quick, "config": {**cfg, "xor": XOR.label},
-        "rows": rows, "memory": memory, "launches": launches,
-        "targets": _targets(rows, memory, wide, quick),
+        "rows": rows, "memory": memory, "launches": launches, "small": small_rows,
+        "targets": _targets(rows, memory, wide, quick) + small.targets(small_rows, quick),
     }
+
+
+def _main_section(b: str, wide: cases.Network, cfg: dict[str, Any], use_torch: bool, log: Any,
+                  rows: list[dict[str, Any]], memory: list[dict[str, Any]],
+                  launches: list[dict[str, Any]]) -> None:
+    log(f"[{b}] wide MLP {wide.label}")
+    rows += _mlp_rows(b, "wide MLP", wide, cfg, use_torch)
+    log(f"[{b}] dense layer")
+    rows += _dense_rows(b, cfg, use_torch)
+    for w in cfg["widths"]:
+        log(f"[{b}] width sweep w={w}")
+        net = cases.Network((wide.sizes[0], w, w, wide.sizes[-1]), wide.batch)
+        rows += _mlp_rows(b, "width sweep", net, cfg, use_torch, width=w)
+    for n in cfg["batches"]:
+        log(f"[{b}] batch sweep n={n}")
+        w = cfg["sweep_width"]
+        net = cases.Network((wide.sizes[0], w, w, wide.sizes[-1]), n)
+        rows += _mlp_rows(b, "batch sweep", net, cfg, use_torch, width=w)
+    log(f"[{b}] XOR {XOR.label}")
+    rows += _mlp_rows(b, "XOR", XOR, cfg, use_torch)
+    log(f"[{b}] peak memory")
+    memory += _memory_rows(b, [wide, XOR], use_torch)
+    found = cases.kernel_launches(b, XOR) if use_torch else {}
+    if found:
+        launches.append({"backend": b, "net": XOR.label, **found})
