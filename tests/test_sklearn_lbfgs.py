@@ -169,3 +169,40 @@ def test_lbfgs_tol_is_the_gradient_tolerance_and_verbose_prints_as_scikit_learn(
     assert ours.n_iter_ == theirs.n_iter_
     assert (ours.n_iter_ == 0) == (tol == 10.0)
     assert ours_out == theirs_out
+
+
+def test_lbfgs_moves_one_vector_each_way_per_evaluation(monkeypatch):
+    """Per evaluation: the packed weights go to the device once, and the gradient (with
+    the loss as its last element) comes back once; the data never travels again."""
+    from nnx.sklearn import _lbfgs
+
+    calls = {"to_device": 0, "to_host": 0, "evaluations": 0}
+    real_asarray, real_to_numpy = _lbfgs.asarray, _lbfgs.to_numpy
+    real_minimize = _lbfgs.scipy.optimize.minimize
+
+    def to_device(*args, **kwargs):
+        calls["to_device"] += 1
+        return real_asarray(*args, **kwargs)
+
+    def to_host(*args, **kwargs):
+        calls["to_host"] += 1
+        return real_to_numpy(*args, **kwargs)
+
+    def minimize(fun, x0, **kwargs):
+        def counted(v):
+            calls["evaluations"] += 1
+            return fun(v)
+        return real_minimize(counted, x0, **kwargs)
+
+    monkeypatch.setattr(_lbfgs, "asarray", to_device)
+    monkeypatch.setattr(_lbfgs, "to_numpy", to_host)
+    monkeypatch.setattr(_lbfgs.scipy.optimize, "minimize", minimize)
+    ours_cls, _, X, y = _problem("multiclass", np.random.default_rng(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours_cls(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=8, random_state=0,
+                 backend="numpy").fit(X, y)
+    n = calls["evaluations"]
+    assert n >= 8
+    assert calls["to_device"] == n + 1        # each evaluation, and the final weights
+    assert calls["to_host"] == n + 1          # each evaluation, and the initial weights
