@@ -129,6 +129,32 @@ def test_tanh_and_sigmoid_backward_match_with_edge_values(backend, which):
                                closed[which](d64, a64)[finite], rtol=1e-5, atol=1e-12)
 
 
+@pytest.mark.parametrize("into", [False, True], ids=["fresh", "into-dy"])
+@pytest.mark.parametrize("shape", [(9, 9), (70, 70)], ids=["below-SMALL", "above-SMALL"])
+@pytest.mark.parametrize("which", ["relu", "tanh", "sigmoid"])
+def test_activation_backward_on_both_sides_of_the_size_threshold(backend, rng, which, shape,
+                                                                 into):
+    """NumPy switches to ``out=`` paths at 4096 elements: both sides, with exact zeros among
+    the activations (a ReLU mask taken as a ≥ 0 instead of a > 0 must fail here), against
+    the portable path and the closed form in float64."""
+    z = rng.standard_normal(shape).astype(np.float32)
+    z.reshape(-1)[::3] = 0.0
+    z.reshape(-1)[1::7] = -0.0
+    a = {"relu": np.maximum(z, 0.0), "tanh": np.tanh(z),
+         "sigmoid": (1.0 / (1.0 + np.exp(-z))).astype(np.float32)}[which]
+    dy = rng.standard_normal(shape).astype(np.float32)
+    dyb, ab = backend.from_numpy(dy), backend.from_numpy(a)
+    want = getattr(_portable(backend), f"{which}_backward")(dyb, ab)
+    arg = backend.xp.asarray(dyb, copy=True)
+    out = arg if into and not backend.immutable_arrays else None
+    got = getattr(backend.ops, f"{which}_backward")(arg, ab, out=out)
+    _same(backend, got, want, fma_scale=dy)
+    d64, a64, z64 = dy.astype(np.float64), a.astype(np.float64), z.astype(np.float64)
+    closed = {"relu": d64 * (z64 > 0), "tanh": d64 * (1 - a64 * a64),
+              "sigmoid": d64 * a64 * (1 - a64)}[which]
+    np.testing.assert_allclose(backend.to_numpy(got), closed, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("which", ["relu", "tanh", "sigmoid"])
 def test_activation_backward_writes_into_out(backend, rng, which):
     """Large arrays: NumPy and CuPy write dL/dz into ``out`` (here dy itself), PyTorch
