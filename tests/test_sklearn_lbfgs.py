@@ -206,3 +206,20 @@ def test_lbfgs_moves_one_vector_each_way_per_evaluation(monkeypatch):
     assert n >= 8
     assert calls["to_device"] == n + 1        # each evaluation, and the final weights
     assert calls["to_host"] == n + 1          # each evaluation, and the initial weights
+
+
+def test_lbfgs_on_the_digits_converges_to_scikit_learns_model():
+    """The bench's network, to convergence: the same iterations, weights and accuracy."""
+    from sklearn.datasets import load_digits
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    ours, theirs = _same_start(MLPClassifier, neural_network.MLPClassifier, X, y,
+                               hidden_layer_sizes=(128, 64), solver="lbfgs", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)   # both converge (gtol=tol)
+        ours.set_params(max_iter=200).fit(X, y)
+        theirs.set_params(max_iter=200).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ < 200
+    _assert_same_model(ours, theirs, X, rtol=1e-6, atol=1e-9)
