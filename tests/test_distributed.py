@@ -24,7 +24,7 @@ from nnx.backends import _comm
 import nnx
 from nnx import distributed
 from nnx.distributed import job
-from nnx.distributed.buckets import GradientBuckets
+from nnx.distributed.buckets import FlatGradientBuckets, GradientBuckets, layout_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JOBS = os.path.join(HERE, "mpi_jobs.py")
@@ -241,6 +241,41 @@ def test_bucket_bounds():
         GradientBuckets(model, bucket_bytes=0)
     with pytest.raises(ValueError, match="holds 12 elements"):
         layout.unpack(0, np.zeros(5))
+
+
+def test_flat_buckets_are_the_gradient_buffer_itself(to_np, rng):
+    """With a flat gradient buffer (NumPy here) nothing is packed: each bucket is a slice
+    of the buffer, scaled in place, the loss in its extra element; three simulated ranks'
+    buckets summed give the gradient of the whole batch (closed form: one model on all)."""
+    X = rng.standard_normal((9, 3))
+    Y = rng.standard_normal((9, 2))
+    shards = [(0, 4), (4, 7), (7, 9)]
+    models = [nnx.MLP([3, 5, 2], dtype="float64", seed=4) for _ in range(4)]
+    layouts = [layout_for(m, bucket_bytes=8 * 7) for m in models[:3]]
+    assert all(isinstance(layout, FlatGradientBuckets) for layout in layouts)
+    assert [b.size for b in layouts[0].buckets] == [7, 7, 7, 7, 5]   # 32 grads + the loss
+    bufs = []
+    for model, layout, (a, b) in zip(models, layouts, shards):
+        value, g = nnx.losses.mse(model.forward(X[a:b]), Y[a:b])
+        model.backward(g, input_grad=False)
+        bufs.append([layout.pack(k, weight=(b - a) / 9, loss=value)
+                     for k in range(len(layout.buckets))])
+    grads = models[0].flat.groups[0].grads_and_loss
+    assert np.shares_memory(bufs[0][0], grads)           # a view: no packing copy
+    summed = [sum(to_np(parts[k]) for parts in bufs) for k in range(5)]
+    losses = [layout.unpack(k, summed[k]) for k in range(5) for layout in layouts[:1]]
+    value, g = nnx.losses.mse(models[3].forward(X), Y)   # the whole batch in one process
+    models[3].backward(g, input_grad=False)
+    np.testing.assert_allclose(float(losses[-1]), float(value), rtol=1e-13)
+    for got, want in zip(models[0].dense_layers, models[3].dense_layers):
+        np.testing.assert_allclose(got.dW, want.dW, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(got.db, want.db, rtol=1e-12, atol=1e-15)
+    assert models[0].flat.ready()
+    empty = layout_for(nnx.MLP([3, 5, 2], seed=0))      # an empty shard: no backward yet
+    buf = empty.pack(0, weight=0.0, loss=None)
+    np.testing.assert_array_equal(buf, np.zeros(33, np.float32))
+    empty.unpack(0, buf)
+    assert empty.group.layers[0].dW is not None          # views now, for the flat step
 
 
 # -- shards ----------------------------------------------------------------------------------

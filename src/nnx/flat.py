@@ -32,7 +32,9 @@ class FlatGroup:
     """The parameters of one dtype: ``params`` and ``grads`` (P,), in the layout above.
 
     ``index[layer]`` is ``(W offset, b offset or None)`` into the buffers;
-    ``n_weights`` the number of weight elements (``params[:n_weights]``).
+    ``n_weights`` the number of weight elements (``params[:n_weights]``). ``grads`` is
+    the first P elements of ``grads_and_loss`` (P + 1), whose last element carries the
+    loss through a data-parallel all-reduce (:mod:`nnx.distributed.buckets`).
     """
 
     def __init__(self, layers: list[Any], backend: Any, dtype: str) -> None:
@@ -46,7 +48,10 @@ class FlatGroup:
         self.size = self.n_weights + sum(b_sizes)
         kind = getattr(xp, dtype)
         self.params = xp.empty((self.size,), dtype=kind, device=backend.device)
-        self.grads = xp.zeros((self.size,), dtype=kind, device=backend.device)
+        # the gradients, and one element more: a slot where data parallelism puts the loss,
+        # so that one all-reduce of this very buffer sums gradients and loss together
+        self.grads_and_loss = xp.zeros((self.size + 1,), dtype=kind, device=backend.device)
+        self.grads = ops.view(self.grads_and_loss, 0, (self.size,))
         self.index: dict[Any, tuple[int, int | None]] = {}
         w_at, b_at = 0, self.n_weights
         for layer, nw, nb in zip(layers, w_sizes, b_sizes):

@@ -23,7 +23,7 @@ from typing import Any
 
 Array = Any
 
-__all__ = ["Slot", "Bucket", "GradientBuckets"]
+__all__ = ["Slot", "Bucket", "GradientBuckets", "FlatGradientBuckets", "layout_for"]
 
 
 @dataclass(frozen=True)
@@ -180,3 +180,86 @@ class GradientBuckets:
         for s in bucket.slots:
             setattr(s.layer, s.grad, xp.reshape(buf[s.offset:s.offset + s.size], s.shape))
         return buf[bucket.size - 1] if bucket.has_loss else None
+
+
+class FlatGradientBuckets:
+    """The all-reduce buffers of a network with a flat gradient buffer (:mod:`nnx.flat`):
+    slices of that buffer itself, the loss in its extra last element. Nothing is packed.
+
+    Same interface as :class:`GradientBuckets`: ``pack(k)`` scales bucket ``k`` in place
+    and returns it (a view of the gradients), ``unpack(k, buf)`` leaves the summed values
+    there (copying only if the transport answered with another array) and, for the last
+    bucket, returns the summed loss.
+    """
+
+    def __init__(self, model: Any, *, bucket_bytes: int | None = None) -> None:
+        (group,) = model.flat.groups
+        if bucket_bytes is not None and (isinstance(bucket_bytes, bool)
+                                         or not isinstance(bucket_bytes, int)
+                                         or bucket_bytes < 1):
+            raise ValueError(f"FlatGradientBuckets: bucket_bytes must be a positive int or "
+                             f"None; got {bucket_bytes!r}")
+        self.group = group
+        self.backend = group.backend
+        self.xp = group.backend.xp
+        self.dtype = group.grads.dtype
+        total = group.size + 1
+        itemsize = 8 if group.dtype == "float64" else 4
+        step = total if bucket_bytes is None else max(1, bucket_bytes // itemsize)
+        self.bounds = [(a, min(a + step, total)) for a in range(0, total, step)]
+        self.buckets: tuple[Bucket, ...] = tuple(
+            Bucket((), b - a, b == total) for a, b in self.bounds)
+        self._views = [group.grads_and_loss[a:b] for a, b in self.bounds]
+        self._grads = [(layer, layer._gW, layer._gb) for layer in group.layers]
+
+    @property
+    def num_elements(self) -> int:
+        return self.group.size + 1
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(str(b.size) for b in self.buckets)
+        return f"FlatGradientBuckets({len(self.buckets)} slice(s) of [{sizes}] elements)"
+
+    def pack(self, k: int, *, weight: float = 1.0, loss: Array | float | None = None) -> Array:
+        """Bucket ``k``, a view of the gradient buffer, scaled by ``weight`` in place."""
+        view, ops = self._views[k], self.backend.ops
+        if weight == 0:       # an empty shard: zeros, whatever stale values the buffer holds
+            ops.copy_into(view, self.xp.zeros_like(view))
+        elif weight != 1:
+            view *= weight
+        if self.buckets[k].has_loss:
+            slot = ops.view(view, view.shape[0] - 1, (1,))
+            ops.copy_into(slot, self._loss(loss, weight))
+        return view
+
+    def _loss(self, loss: Array | float | None, weight: float) -> Array:
+        xp = self.xp
+        if loss is None or weight == 0:
+            return xp.zeros((1,), dtype=self.dtype, device=self.backend.device)
+        if not self.backend.owns(loss):
+            return xp.asarray([float(loss) * weight], dtype=self.dtype,
+                              device=self.backend.device)
+        loss = loss if loss.dtype == self.dtype else xp.astype(loss, self.dtype)
+        return xp.reshape(loss * weight, (1,))
+
+    def unpack(self, k: int, buf: Array) -> Array | None:
+        """The summed bucket ``k`` in the gradient buffer; the summed loss for the last."""
+        view = self._views[k]
+        if tuple(buf.shape) != tuple(view.shape):
+            raise ValueError(f"bucket {k} holds {view.shape[0]} elements; got a buffer of "
+                             f"shape {tuple(buf.shape)}")
+        if buf is not view:
+            self.backend.ops.copy_into(view, buf)
+        if not self.buckets[k].has_loss:
+            return None
+        for layer, gW, gb in self._grads:   # every gradient is its view again (empty shards)
+            layer.dW, layer.db = gW, gb
+        return self.xp.asarray(view[view.shape[0] - 1], copy=True)   # the next step reuses it
+
+
+def layout_for(model: Any, *, bucket_bytes: int | None = None) -> Any:
+    """The flat buffer itself where the model has one (one dtype), else packed buckets."""
+    flat = getattr(model, "flat", None)
+    if flat is not None and len(flat.groups) == 1:
+        return FlatGradientBuckets(model, bucket_bytes=bucket_bytes)
+    return GradientBuckets(model, bucket_bytes=bucket_bytes)

@@ -48,7 +48,7 @@ import time
 from typing import Any
 
 from . import failsafe as _failsafe
-from .buckets import GradientBuckets
+from .buckets import FlatGradientBuckets, GradientBuckets, layout_for
 
 Array = Any
 
@@ -117,7 +117,7 @@ class DataParallel:
         self.bucket_bytes = bucket_bytes
         self.transport = transport
         self._reducers: dict[int, Any] = {}
-        self._layout: GradientBuckets | None = None
+        self._layout: GradientBuckets | FlatGradientBuckets | None = None
         self._cores_shared = False
         self._watchdog = _failsafe.Watchdog(self) if self.size > 1 else None
         self.comm_seconds = 0.0
@@ -181,7 +181,7 @@ class DataParallel:
         if seed is None and self.rank == 0:
             seed = secrets.randbits(128)
         seed = self._collective("agreeing on the shuffling seed", self.comm.bcast, seed, 0)
-        self._layout = GradientBuckets(model, bucket_bytes=self.bucket_bytes)
+        self._layout = layout_for(model, bucket_bytes=self.bucket_bytes)
         key = id(backend)
         if key not in self._reducers:
             from ..backends import _comm
