@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -223,3 +224,22 @@ def test_lbfgs_on_the_digits_converges_to_scikit_learns_model():
         theirs.set_params(max_iter=200).fit(X, y)
     assert ours.n_iter_ == theirs.n_iter_ < 200
     _assert_same_model(ours, theirs, X, rtol=1e-6, atol=1e-9)
+
+
+def test_only_scipys_blas_runs_one_thread_during_lbfgs():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from nnx.sklearn._lbfgs import scipy_blas_single_threaded
+
+    def pools():
+        return {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()}
+
+    def is_scipys(path):
+        return "scipy" in os.path.basename(os.path.dirname(path))
+
+    before = pools()
+    with scipy_blas_single_threaded():
+        during = pools()
+    assert pools() == before                                     # restored afterwards
+    assert any(is_scipys(p) for p in during)                     # (SciPy's wheels bundle one)
+    for path, threads in during.items():
+        assert threads == (1 if is_scipys(path) else before[path])
