@@ -263,3 +263,27 @@ def test_overflow_without_early_stopping_raises_scikit_learns_error():
     ours, theirs, X, y = _blow_up("regressor", early_stopping=False)
     got = _outcome(lambda: ours.fit(X, y))
     assert got is not None and got == _outcome(lambda: theirs.fit(X, y))
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_stochastic_epochs_with_l2_on_every_backend(backend, solver):
+    """The L2 term reaches the update on every backend: scikit-learn's epochs, float64."""
+    if backend.name == "jax":
+        pytest.importorskip("jax").config.update("jax_enable_x64", True)
+    X, y = _data("classifier")
+    params = dict(hidden_layer_sizes=(4,), activation="tanh", alpha=0.5, batch_size=8,
+                  shuffle=False, tol=0.0, n_iter_no_change=100, warm_start=True,
+                  random_state=0, max_iter=1, solver=solver, learning_rate_init=0.05,
+                  momentum=0.5, epsilon=1e-300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPClassifier(backend=backend.name, dtype="float64", **params).fit(X, y)
+        theirs = neural_network.MLPClassifier(**params).fit(X, y)
+        theirs.coefs_ = [c.copy() for c in ours.coefs_]
+        theirs.intercepts_ = [b.copy() for b in ours.intercepts_]
+        ours.set_params(max_iter=3).fit(X, y)
+        theirs.set_params(max_iter=3).fit(X, y)
+    np.testing.assert_allclose(ours.loss_curve_[1:], theirs.loss_curve_[1:], rtol=1e-9)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_,
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-11)
