@@ -68,8 +68,10 @@ def main(argv: list[str] | None = None) -> None:
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
                                                         random_state=0)
-    print(f"machine: {_cpu()}, {os.cpu_count()} CPUs; Python {sys.version.split()[0]}, "
-          f"nnx {nnx.__version__} (backend={args.backend}), scikit-learn {sklearn.__version__}")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"machine: {_cpu()}, {os.cpu_count()} CPUs (load average {load} at the start); "
+          f"Python {sys.version.split()[0]}, nnx {nnx.__version__} (backend={args.backend}), "
+          f"scikit-learn {sklearn.__version__}")
     print(f"digits: {len(X_train)} train / {len(X_test)} test rows, StandardScaler + "
           f"hidden_layer_sizes=(128, 64); {args.repeats} fits each, alternating, "
           f"random_state=0..{args.repeats - 1}: median time, mean accuracy and iterations")
