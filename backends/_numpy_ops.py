@@ -75,18 +75,25 @@ class NumpyOps(_Ops):
             return np.add.reduce(x, axis=0)
         return np.add.reduce(x, axis=0, out=out)
 
-    def relu(self, z):
+    def relu(self, z, out=None):
         # NumPy's maximum against a broadcast scalar takes a slow loop; against a row of
         # zeros (contiguous along the last axis) its SIMD loop runs, twice as fast.
+        if out is not None and (out.shape != z.shape or out.dtype != z.dtype):
+            out = None
         if z.ndim == 0 or z.size < SMALL:
-            return np.maximum(z, 0.0)
+            return np.maximum(z, 0.0, out=out)
         key = (z.shape[-1], z.dtype)
         zero = self._zero_rows.get(key)
         if zero is None:
             if len(self._zero_rows) > 16:
                 self._zero_rows.clear()
             zero = self._zero_rows[key] = np.zeros(z.shape[-1], dtype=z.dtype)
-        return np.maximum(z, zero)
+        return np.maximum(z, zero, out=out)
+
+    def tanh(self, z, out=None):
+        if out is not None and (out.shape != z.shape or out.dtype != z.dtype):
+            out = None
+        return np.tanh(z, out=out)
 
     def relu_backward(self, dy, a, out=None):
         if out is not None and out.size >= SMALL and out.shape == dy.shape \

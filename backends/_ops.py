@@ -48,9 +48,13 @@ class Ops:
         """Σ over axis 0, (n, m) → (m,): the bias gradient db = Σ_rows δ."""
         return self.xp.sum(x, axis=0)
 
-    def relu(self, z: Array) -> Array:
-        """a = max(z, 0), elementwise (NaN stays NaN)."""
+    def relu(self, z: Array, out: Array | None = None) -> Array:
+        """a = max(z, 0), elementwise (NaN stays NaN). ``out`` may be z itself."""
         return self.xp.maximum(z, 0.0)
+
+    def tanh(self, z: Array, out: Array | None = None) -> Array:
+        """a = tanh(z), elementwise. ``out`` may be z itself."""
+        return self.xp.tanh(z)
 
     def relu_backward(self, dy: Array, a: Array, out: Array | None = None) -> Array:
         """dL/dz = dL/da ⊙ [a > 0] for a = max(z, 0) (a > 0 exactly where z > 0)."""

@@ -303,3 +303,32 @@ def test_whole_step_fast_equals_portable(monkeypatch, size):
         results.append([np.array(p) for d in step.model.dense_layers for p in (d.W, d.b)])
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shape", [(9, 9), (70, 70)], ids=["below-SMALL", "above-SMALL"])
+@pytest.mark.parametrize("which", ["relu", "tanh"])
+def test_activation_written_into_its_input_matches(backend, rng, which, shape):
+    z = rng.standard_normal(shape).astype(np.float32)
+    z.reshape(-1)[: len(EDGES)] = EDGES
+    want = getattr(_portable(backend), which)(backend.from_numpy(z))
+    zb = backend.from_numpy(z)
+    got = getattr(backend.ops, which)(zb, out=zb)
+    _same(backend, got, want)
+    if backend.name == "numpy":
+        assert got is zb                            # in place: no new array
+
+
+def test_sequential_forward_writes_activations_into_dense_outputs_only(backend, rng):
+    """Inside a Sequential a ReLU/tanh after a Dense reuses the Dense's fresh output; the
+    caller's input is never written, and the numbers are those of the layers one by one."""
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    xb = backend.from_numpy(x)
+    first = nnx.ReLU()
+    model = nnx.Sequential(first, nnx.Dense(4, 6, seed=1), nnx.Tanh(), nnx.Dense(6, 3, seed=2),
+                           nnx.ReLU())
+    out = model.forward(xb)
+    np.testing.assert_array_equal(backend.to_numpy(xb), x)       # the caller's array
+    want = xb
+    for layer in model.layers:                                    # layer by layer
+        want = layer.forward(want)
+    np.testing.assert_array_equal(backend.to_numpy(out), backend.to_numpy(want))

@@ -52,12 +52,26 @@ class ActivationLayer(Layer):
             self._type = type(x)
         return self._xp
 
-    def forward(self, x: Array) -> Array:
-        """a = f(z), caching a (and z when backward needs it). Any shape."""
+    def forward(self, x: Array, *, overwrite_x: bool = False) -> Array:
+        """a = f(z), caching a (and z when backward needs it). Any shape.
+
+        With ``overwrite_x=True`` a layer whose backward needs only a (ReLU, tanh) may
+        write a into ``x`` itself (on NumPy), saving an array of its size: for an ``x``
+        nobody else holds. :meth:`Sequential.forward` passes it for its Dense outputs.
+        """
         xp = self._namespace(x)
-        a = self._f(x, xp)
+        if overwrite_x and self._in_place:
+            a = self._f_in_place(x)
+        else:
+            a = self._f(x, xp)
         self._z, self._a = (x if self.needs_input else None), a
         return a
+
+    #: whether ``_f_in_place(z)`` can write a = f(z) into z (ReLU, tanh).
+    _in_place = False
+
+    def _f_in_place(self, z: Array) -> Array:  # pragma: no cover - only where _in_place
+        raise NotImplementedError
 
     def backward(self, dy: Array, *, input_grad: bool = True,
                  overwrite_dy: bool = False) -> Array | None:
@@ -143,7 +157,12 @@ class Tanh(ActivationLayer):
     _fused = "tanh_backward"   # dL/da ⊙ (1 − a²): one backend op
 
     def _f(self, z, xp):
-        return xp.tanh(z)
+        return self._ops.tanh(z)
+
+    _in_place = True
+
+    def _f_in_place(self, z):
+        return self._ops.tanh(z, out=z)
 
     def _df(self, z, a, xp):
         return 1.0 - a * a
@@ -158,6 +177,11 @@ class ReLU(ActivationLayer):
 
     def _f(self, z, xp):
         return self._ops.relu(z)                      # max(z, 0)
+
+    _in_place = True
+
+    def _f_in_place(self, z):
+        return self._ops.relu(z, out=z)
 
 
 class LeakyReLU(ActivationLayer):

@@ -73,9 +73,17 @@ class Sequential(Layer):
                 for name, p in layer.parameters().items()}
 
     def forward(self, x: Array) -> Array:
-        """Push ``x`` (n, in) through every layer, caching what backward needs."""
+        """Push ``x`` (n, in) through every layer, caching what backward needs.
+
+        An activation right after a Dense may compute in place on the Dense's output (a
+        fresh array nobody else holds): one (n, width) array less per layer."""
+        fresh = False                # whether x is an output this forward made
         for layer in self.layers:
-            x = layer.forward(x)
+            if fresh and isinstance(layer, ActivationLayer):
+                x = layer.forward(x, overwrite_x=True)
+            else:
+                x = layer.forward(x)
+            fresh = isinstance(layer, Dense)
         return x
 
     def backward(self, dy: Array, *, input_grad: bool = True,
