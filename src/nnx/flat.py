@@ -66,6 +66,11 @@ class FlatGroup:
             w_at, b_at = w_at + nw, b_at + nb
             layer._adopt(W, b, dW, db)
 
+        #: every weight (no bias) and its gradient, as one slice each: an L2 penalty on the
+        #: weights is one operation on these (nnx.sklearn's ``alpha``)
+        self.weights = ops.view(self.params, 0, (self.n_weights,))
+        self.weight_grads = ops.view(self.grads, 0, (self.n_weights,))
+
     def __repr__(self) -> str:
         return f"FlatGroup({len(self.layers)} layers, {self.size} {self.dtype} parameters)"
 
