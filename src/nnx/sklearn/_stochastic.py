@@ -132,10 +132,16 @@ class StochasticSolver:
         alpha = float(self.alpha)
         if alpha == 0.0:
             return None
-        xp = self._backend.xp
+        xp, ops = self._backend.xp, self._backend.ops
 
         def l2(model: Any, n_batch: int) -> Any:
             s = n_batch if cell is None else cell.s
+            flat = model.flat
+            if flat is not None and len(flat.groups) == 1 and flat.ready():
+                group = flat.groups[0]         # every weight in one slice (nnx.flat)
+                W = group.weights
+                ops.sub_scaled(group.weight_grads, W, -alpha / s)   # dW += αW/s, one op
+                return xp.vecdot(W, W) * (0.5 * alpha / s)
             total = 0.0
             for layer in model.dense_layers:
                 W, g = layer.W, layer.dW
