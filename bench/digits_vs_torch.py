@@ -20,7 +20,6 @@ import argparse
 import functools
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import time
 from nnx.backends import torch_reference as ref
 
 import nnx
+from nnx.benchmark.suite import cpu_name
 from nnx.demos.digits import data
 
 SIZES, EPOCHS, BATCH, LR = [64, 256, 128, 10], 40, 32, 1e-3
@@ -74,13 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
     med = {name: statistics.median(x["seconds"] for x in rs) for name, rs in runs.items()}
     fastest = min((n for n in med if n.startswith("torch")), key=med.get)
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    lines = [f"digits demo training, {EPOCHS} epochs, batch {BATCH} — {cpu} "
+    lines = [f"digits demo training, {EPOCHS} epochs, batch {BATCH} — {cpu_name()} "
              f"({os.cpu_count()} CPUs), {args.rounds} interleaved rounds, medians",
              f"{'job':<24} {'seconds':>8} {'accuracy':>9} {'× fastest torch':>16}"]
     for name, rs in runs.items():

@@ -51,13 +51,19 @@ TARGETS: dict[str, dict[str, float]] = {
 }
 
 
-def _machine(backends: Sequence[str]) -> dict[str, Any]:
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    return cpu
+
+
+def _machine(backends: Sequence[str]) -> dict[str, Any]:
+    cpu = cpu_name()
     devices = {}
     for name in backends:
         b = resolve_backend(name)
