@@ -236,3 +236,19 @@ def _flat_params_in_buffer_order(model):
     dense = model.dense_layers
     return np.concatenate([nnx.to_numpy(d.W).ravel() for d in dense]
                           + [nnx.to_numpy(d.b) for d in dense])
+
+
+def test_layers_without_bias_share_the_buffer_and_train_as_the_portable_path(flat_backend,
+                                                                               rng):
+    def build(backend):
+        return nnx.Sequential(nnx.Dense(4, 5, bias=False, seed=1, backend=backend), nnx.Tanh(),
+                              nnx.Dense(5, 3, seed=2, backend=backend))
+    X, y = _data(rng, 12, 4, 3, "float32")
+    fast, slow = build(flat_backend), build(_portable(flat_backend))
+    (group,) = fast.flat.groups
+    assert group.size == 20 + 15 + 3 and group.index[fast.layers[0]] == (0, None)
+    for model in (fast, slow):
+        model.fit(X, y, loss="softmax_cross_entropy", optimizer=nnx.optim.Adam(0.01), epochs=3,
+                  batch_size=4, seed=0, progress=False)
+    assert fast.flat.ready() and fast.layers[0].db is None
+    _assert_same(flat_backend, _flat_params(fast), _flat_params(slow))
