@@ -160,9 +160,7 @@ class NumpyOps(_Ops):
             if a != alpha or cached_dtype is not dtype:
                 scalar = self._scalar(alpha, dtype)
             return np.subtract(p, np.multiply(g, scalar), out=p)   # p -= α g
-        buf = getattr(self._scratch, "buf", None)
-        if buf is None or buf.dtype != p.dtype:
-            buf = self._scratch.buf = np.empty(UPDATE_CHUNK, dtype=p.dtype)
+        buf = self._pair(p.dtype)[0]
         flat_p, flat_g = p.reshape(-1), g.reshape(-1)
         for i in range(0, n, UPDATE_CHUNK):
             j = min(i + UPDATE_CHUNK, n)

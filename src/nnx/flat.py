@@ -94,13 +94,6 @@ class FlatParameters:
                 return False
         return True
 
-    def group_of(self, layer: Any) -> FlatGroup | None:
-        """The group holding ``layer``'s parameters, if any."""
-        for group in self.groups:
-            if layer in group.index:
-                return group
-        return None
-
 
 def flatten(dense: list[Any]) -> FlatParameters | None:
     """Move the parameters of the Dense layers ``dense`` into one buffer per dtype (their

@@ -47,14 +47,14 @@ SAMPLE_S = 0.02
 
 def _sklearn_step(backend: Any, net: cases.Network, *, seed: int = 0) -> Any:
     """A Timed whose samples, divided by ``.steps``, are scikit-learn's seconds per step."""
-    if resolve_backend(backend).name != "numpy":
+    b = resolve_backend(backend)
+    if b.name != "numpy":
         return None
     try:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPClassifier
     except ImportError:
         return None
-    b = resolve_backend(backend)
     steps = max(2, 2048 // net.batch)
     n = steps * net.batch
     x, y = cases.make_batch(b, cases.Network(net.sizes, n, net.activation, net.loss,

@@ -52,6 +52,25 @@ class Bucket:
     has_loss: bool
 
 
+def _check_bucket_bytes(owner: str, bucket_bytes: Any) -> None:
+    if bucket_bytes is not None and (isinstance(bucket_bytes, bool)
+                                     or not isinstance(bucket_bytes, int) or bucket_bytes < 1):
+        raise ValueError(f"{owner}: bucket_bytes must be a positive int or None; "
+                         f"got {bucket_bytes!r}")
+
+
+def _loss_slot(loss: Array | float | None, backend: Any, dtype: Any) -> Array:
+    """The loss as a 1-element array of ``dtype`` on ``backend`` (0 when None)."""
+    xp = backend.xp
+    if loss is None:
+        loss = 0.0
+    if not backend.owns(loss):
+        return xp.asarray([float(loss)], dtype=dtype, device=backend.device)
+    if loss.dtype != dtype:
+        loss = xp.astype(loss, dtype)
+    return xp.reshape(loss, (1,))
+
+
 def _numel(shape: tuple[int, ...]) -> int:
     n = 1
     for d in shape:
@@ -76,11 +95,7 @@ class GradientBuckets:
         layers = list(model) if layers is None else layers
         if not layers:
             raise ValueError("GradientBuckets: the model has no layer with parameters")
-        if bucket_bytes is not None and (isinstance(bucket_bytes, bool)
-                                         or not isinstance(bucket_bytes, int)
-                                         or bucket_bytes < 1):
-            raise ValueError(f"GradientBuckets: bucket_bytes must be a positive int or None; "
-                             f"got {bucket_bytes!r}")
+        _check_bucket_bytes("GradientBuckets", bucket_bytes)
         first = layers[0]
         self.backend = first.backend
         self.xp = xp = first.backend.xp
@@ -157,14 +172,7 @@ class GradientBuckets:
         return buf
 
     def _loss_slot(self, loss: Array | float | None) -> Array:
-        xp = self.xp
-        if loss is None:
-            loss = 0.0
-        if not self.backend.owns(loss):
-            return xp.asarray([float(loss)], dtype=self.dtype, device=self.backend.device)
-        if loss.dtype != self.dtype:
-            loss = xp.astype(loss, self.dtype)
-        return xp.reshape(loss, (1,))
+        return _loss_slot(loss, self.backend, self.dtype)
 
     def unpack(self, k: int, buf: Array) -> Array | None:
         """Point every gradient of bucket ``k`` at its slice of ``buf``; return the loss slot.
@@ -194,11 +202,7 @@ class FlatGradientBuckets:
 
     def __init__(self, model: Any, *, bucket_bytes: int | None = None) -> None:
         (group,) = model.flat.groups
-        if bucket_bytes is not None and (isinstance(bucket_bytes, bool)
-                                         or not isinstance(bucket_bytes, int)
-                                         or bucket_bytes < 1):
-            raise ValueError(f"FlatGradientBuckets: bucket_bytes must be a positive int or "
-                             f"None; got {bucket_bytes!r}")
+        _check_bucket_bytes("FlatGradientBuckets", bucket_bytes)
         self.group = group
         self.backend = group.backend
         self.xp = group.backend.xp
@@ -229,18 +233,9 @@ class FlatGradientBuckets:
             view *= weight
         if self.buckets[k].has_loss:
             slot = ops.view(view, view.shape[0] - 1, (1,))
-            ops.copy_into(slot, self._loss(loss, weight))
+            value = _loss_slot(None if weight == 0 else loss, self.backend, self.dtype)
+            ops.copy_into(slot, value if weight in (0, 1) else value * weight)
         return view
-
-    def _loss(self, loss: Array | float | None, weight: float) -> Array:
-        xp = self.xp
-        if loss is None or weight == 0:
-            return xp.zeros((1,), dtype=self.dtype, device=self.backend.device)
-        if not self.backend.owns(loss):
-            return xp.asarray([float(loss) * weight], dtype=self.dtype,
-                              device=self.backend.device)
-        loss = loss if loss.dtype == self.dtype else xp.astype(loss, self.dtype)
-        return xp.reshape(loss * weight, (1,))
 
     def unpack(self, k: int, buf: Array) -> Array | None:
         """The summed bucket ``k`` in the gradient buffer; the summed loss for the last."""
