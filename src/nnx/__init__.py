@@ -45,6 +45,7 @@ from .sequential import MLP, Sequential
 # Scale-out registers its hooks with nnx.extensions here (fit(distributed=...), dask
 # arrays in predict); it sits above the core, so it is imported after it.
 from . import distributed  # noqa: E402  (isort: skip)
+from .export import export_onnx  # noqa: E402  (a tool; imports onnx only when called)
 
 __all__ = [
     "activations", "distributed", "init", "losses", "optim", "training",
@@ -53,5 +54,5 @@ __all__ = [
     "Layer", "Dense", "Identity", "Step", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU",
     "Softmax", "make_activation", "Sequential", "MLP",
     "gradcheck", "numerical_gradients",
-    "Perceptron", "PerceptronResult", "save", "load", "CheckpointError",
+    "Perceptron", "PerceptronResult", "save", "load", "CheckpointError", "export_onnx",
 ]
