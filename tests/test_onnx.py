@@ -23,6 +23,8 @@ HEADS = [None, "sigmoid", "softmax", "tanh"]
 
 
 def _session(proto):
+    used = {name for node in proto.graph.node for name in node.input}
+    assert {t.name for t in proto.graph.initializer} <= used, "an initializer nothing reads"
     return ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
@@ -189,3 +191,80 @@ def test_without_onnx_the_error_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)   # as if not installed
     with pytest.raises(ImportError, match="pip install onnx"):
         nnx.export_onnx(nnx.MLP([2, 1], seed=0))
+
+
+# -- the scikit-learn estimators ---------------------------------------------------------------
+#: a few iterations suffice to test the export; scikit-learn warns that they did not converge
+short_fit = pytest.mark.filterwarnings("ignore:Stochastic Optimizer:UserWarning")
+
+
+def _digits(dtype="float64"):
+    datasets = pytest.importorskip("sklearn.datasets")
+    X, y = datasets.load_digits(return_X_y=True)
+    return (X / 16.0).astype(dtype), y
+
+
+@short_fit
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_classifier_multiclass_string_labels(dtype, activation):
+    from nnx.sklearn import MLPClassifier
+
+    X, y = _digits(dtype)
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                      "nine"])[y]
+    clf = MLPClassifier((24,), activation=activation, max_iter=15, random_state=0,
+                        dtype=dtype).fit(X[:900], names[:900])
+    label, proba = _session(nnx.export_onnx(clf)).run(["label", "probabilities"], {"X": X})
+    np.testing.assert_allclose(proba, clf.predict_proba(X), **_tolerance(dtype))
+    np.testing.assert_array_equal(label, clf.predict(X))
+    assert (label == names).mean() > 0.5   # labels, not noise
+
+
+@short_fit
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_classifier_binary_and_multilabel(dtype):
+    from nnx.sklearn import MLPClassifier
+
+    X, y = _digits(dtype)
+    for target in (np.where(y % 2 == 1, 7, -3),                      # binary, int labels
+                   np.stack([y % 2, (y > 4).astype(int), (y == 0)], axis=1)):  # multi-label
+        clf = MLPClassifier((16,), activation="tanh", max_iter=10, random_state=1,
+                            dtype=dtype).fit(X[:500], target[:500])
+        label, proba = _session(nnx.export_onnx(clf)).run(["label", "probabilities"], {"X": X})
+        np.testing.assert_allclose(proba, clf.predict_proba(X), **_tolerance(dtype))
+        np.testing.assert_array_equal(label, clf.predict(X))
+        assert proba.shape == (len(X), 2 if target.ndim == 1 else 3)
+
+
+@short_fit
+@pytest.mark.parametrize("loss", ["squared_error", "poisson"])
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_regressor_predictions(backend, loss, outputs):
+    """Trained on each backend (coefs_ are host arrays: the export is the same code)."""
+    from nnx.sklearn import MLPRegressor
+
+    X, y = _digits()
+    Y = np.stack([y / 9.0, (y % 3) / 2.0], axis=1)[:, :outputs]
+    reg = MLPRegressor(loss, hidden_layer_sizes=(20, 12), activation="relu", max_iter=5,
+                       random_state=0, backend=backend.name).fit(X[:300], Y[:300].squeeze())
+    (pred,) = _session(nnx.export_onnx(reg)).run(None, {"X": X})
+    assert pred.shape == reg.predict(X).shape == ((len(X),) if outputs == 1 else (len(X), 2))
+    np.testing.assert_allclose(pred, reg.predict(X), **_tolerance("float64"))
+
+
+@short_fit
+def test_scikit_learns_own_estimators_export_too():
+    neural_network = pytest.importorskip("sklearn.neural_network")
+    X, y = _digits()
+    clf = neural_network.MLPClassifier((16,), max_iter=20, random_state=0).fit(X, y)
+    label, proba = _session(nnx.export_onnx(clf)).run(["label", "probabilities"], {"X": X})
+    np.testing.assert_allclose(proba, clf.predict_proba(X), rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(label, clf.predict(X))
+
+
+def test_an_unfitted_estimator_is_refused():
+    from nnx.sklearn import MLPRegressor
+
+    with pytest.raises(ValueError, match="not fitted yet"):
+        nnx.export_onnx(MLPRegressor())

@@ -68,10 +68,9 @@ def estimator_graph(onnx: Any, model: Any) -> Any:
         x = g.op(_OUTPUT[out], [x])
     k = int(model.n_outputs_)
     inputs = [g.value_info("X", dtype, ["batch", int(model.coefs_[0].shape[0])])]
-    flat = g.constant("flat", [-1], "int64")
     if not hasattr(model, "classes_"):   # a regressor: predictions only
         if k == 1:
-            g.op("Reshape", [x, flat], output="predictions")
+            g.op("Reshape", [x, g.constant("flat", [-1], "int64")], output="predictions")
         else:
             g.op("Identity", [x], output="predictions")
         shape = ["batch"] if k == 1 else ["batch", k]
@@ -86,7 +85,7 @@ def estimator_graph(onnx: Any, model: Any) -> Any:
     elif k == 1:                                            # binary: classes_[p > 0.5]
         one_minus = g.op("Sub", [g.scalar("one", 1.0), x])
         g.op("Concat", [one_minus, x], output="probabilities", axis=1)
-        positive = g.op("Greater", [g.op("Reshape", [x, flat]), g.scalar("half", 0.5)])
+        positive = g.op("Greater", [g.op("Reshape", [x, g.constant("flat", [-1], "int64")]), g.scalar("half", 0.5)])
         index = g.cast(positive, "int64")
         g.op("Gather", [g.constant("classes", values, label_dtype), index], output="label")
         label_shape = ["batch"]
