@@ -85,7 +85,8 @@ def estimator_graph(onnx: Any, model: Any) -> Any:
     elif k == 1:                                            # binary: classes_[p > 0.5]
         one_minus = g.op("Sub", [g.scalar("one", 1.0), x])
         g.op("Concat", [one_minus, x], output="probabilities", axis=1)
-        positive = g.op("Greater", [g.op("Reshape", [x, g.constant("flat", [-1], "int64")]), g.scalar("half", 0.5)])
+        p = g.op("Reshape", [x, g.constant("flat", [-1], "int64")])        # (batch,)
+        positive = g.op("Greater", [p, g.scalar("half", 0.5)])
         index = g.cast(positive, "int64")
         g.op("Gather", [g.constant("classes", values, label_dtype), index], output="label")
         label_shape = ["batch"]
