@@ -11,6 +11,7 @@ import struct
 from typing import Any
 
 from .. import backends as _registry
+from ..activations import _GELU_C, _GELU_K, _SQRT_2
 
 __all__ = ["OPSET", "IR_VERSION", "GraphBuilder", "require_onnx"]
 
@@ -65,10 +66,10 @@ class GraphBuilder:
     def weight(self, stem: str, x: Any) -> str:
         """An initializer holding array ``x`` (any backend) with its own dtype and shape."""
         code, shape, data = _registry.backend_of(x).to_bytes(x)
-        types = {"F32": "float32", "F64": "float64", "I64": "int64"}
+        types = {"F32": "float32", "F64": "float64"}
         if code not in types:
-            raise ValueError(f"export_onnx: cannot store an array of dtype code {code}; "
-                             f"expected float32 or float64 weights")
+            raise ValueError(f"export_onnx: {stem} has dtype code {code}; expected float32 "
+                             "or float64 weights")
         name = self.fresh(stem)
         self.initializers.append(self.helper.make_tensor(
             name, self.elem_type(types[code]), list(shape), vals=data, raw=True))
@@ -120,8 +121,6 @@ class GraphBuilder:
 
     def gelu(self, z: str, approximate: str) -> str:
         """0.5 z (1 + erf(z / √2)), or 0.5 z (1 + tanh(c (z + k z³))) for ``"tanh"``."""
-        from ..activations import _GELU_C, _GELU_K, _SQRT_2
-
         half_z = self.op("Mul", [self.scalar("half", 0.5), z])
         if approximate == "tanh":
             kz3 = self.op("Mul", [self.op("Mul", [self.op("Mul", [self.scalar("k", _GELU_K), z]),
