@@ -52,7 +52,8 @@ def sequential_graph(onnx: Any, model: Sequential) -> Any:
     first = dtypes[0] if dtypes else "float32"
     g = GraphBuilder(onnx, first)
     x = "X"
-    features: Any = dense[0].in_features if dense else "features"
+    n_in: Any = dense[0].in_features if dense else "features"   # symbolic without a Dense
+    features = n_in
     for at, layer in layers:
         if isinstance(layer, Dense):
             if layer.dtype != g.dtype:   # Dense casts its input to its own dtype
@@ -65,7 +66,7 @@ def sequential_graph(onnx: Any, model: Sequential) -> Any:
     if x == "X" or g.nodes[-1].output[0] != x:
         x = g.op("Identity", [x])
     g.nodes[-1].output[0] = "Y"   # the last node made x: its output is the graph's
-    inputs = [g.value_info("X", first, ["batch", dense[0].in_features if dense else "features"])]
+    inputs = [g.value_info("X", first, ["batch", n_in])]
     outputs = [g.value_info("Y", g.dtype, ["batch", features])]
     return g.model(inputs, outputs, "nnx_sequential", f"nnx: {type(model).__name__} "
                    f"({len(layers)} layers, {sum(d.num_params for d in dense)} parameters)")
