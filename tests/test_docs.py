@@ -145,7 +145,7 @@ def test_guide_code_runs_and_prints_what_the_page_says(page, tmp_path, monkeypat
     blocks = python_blocks(page)
     if not blocks:
         return
-    for module in ("sklearn", "matplotlib"):
+    for module in ("sklearn", "matplotlib", "dask"):
         if any(f"import {module}" in b or f"from {module}" in b or f"nnx.{module}" in b
                for b in blocks) and importlib.util.find_spec(module) is None:
             pytest.skip(f"{page} needs {module}, which is not installed")
