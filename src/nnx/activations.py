@@ -1,7 +1,9 @@
 """Activation functions f(z) and their derivatives f'(z), as plain functions (chapter 10.4).
 
 Each function works elementwise on an array of any backend (softmax works along
-``axis``) and keeps its dtype and shape. Pass ``xp`` to skip the namespace lookup.
+``axis``) and keeps its dtype and shape: ``z`` of any shape — a batch of
+pre-activations is (n, width) — gives f(z) and f'(z) of that shape. Pass ``xp`` to
+skip the namespace lookup.
 
     nnx.activations.sigmoid(z)               # σ(z) = 1 / (1 + e^(−z))
     nnx.activations.sigmoid_derivative(z)    # σ'(z) = σ(z)(1 − σ(z))

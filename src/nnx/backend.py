@@ -101,6 +101,9 @@ def resolve_backend(backend: str | Backend | None = None, device: Any = None) ->
 def asarray(x: Any, *, backend: str | Backend | None = None, dtype: str | None = None) -> Any:
     """Convert ``x`` (a list, or an array of any backend) into an array of ``backend``.
 
+    The shape is kept (nested lists of n rows of d numbers give (n, d)); ``dtype`` such
+    as ``"float32"`` casts, None keeps an array's dtype (lists: the library's default).
+
     Unlike the checks inside layers, this crosses libraries on purpose: an array of
     another library is copied through host memory.
     """
@@ -113,6 +116,6 @@ def asarray(x: Any, *, backend: str | Backend | None = None, dtype: str | None =
 
 
 def to_numpy(x: Any) -> Any:
-    """A host NumPy copy of an array of any backend."""
+    """A host NumPy copy of an array of any backend, of the same shape and dtype."""
     return _registry.backend_of(x).to_numpy(x)
 

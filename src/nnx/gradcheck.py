@@ -18,6 +18,8 @@ def numerical_gradients(model: Sequential, x: Array, target: Array,
                         *, eps: float = 1e-6) -> dict[str, Any]:
     """Central differences (L(θ+ε) − L(θ−ε)) / 2ε for every parameter, as host NumPy arrays.
 
+    Shapes: ``x`` (n, in) and ``target`` as ``loss`` takes them for outputs (n, out);
+    each gradient has its parameter's shape (``W`` (out, in), ``b`` (out,)).
     Keys follow ``model.parameters()``. Parameters are perturbed through host copies
     (portable to immutable arrays such as JAX's) and restored afterwards.
     """
@@ -52,7 +54,8 @@ def gradcheck(model: Sequential, x: Array, target: Array,
 
     For each parameter array the error is ``max|g_bp − g_fd| / max(max|g_bp|, max|g_fd|)``
     (a norm-wise relative error, so entries that are exactly zero — a dead ReLU, a
-    step — do not divide by zero); the worst array's error is returned. Use float64
+    step — do not divide by zero); the worst array's error is returned. ``x`` (n, in)
+    and ``target`` as :func:`numerical_gradients` takes them. Use float64
     models: in float64 a correct backward gives ~1e-7 or less.
     """
     loss_fn = _losses.get(loss)

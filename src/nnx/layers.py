@@ -23,9 +23,12 @@ class Layer:
     param_names: tuple[str, ...] = ()
 
     def forward(self, x: Array) -> Array:  # pragma: no cover - abstract
+        """The output for ``x`` (n, in): (n, out); caches what ``backward`` needs."""
         raise NotImplementedError
 
     def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:  # pragma: no cover
+        """From dL/d(output) (n, out): fill the parameter gradients; return dL/dx (n, in)
+        (None when ``input_grad`` is False)."""
         raise NotImplementedError
 
     def __call__(self, x: Array) -> Array:

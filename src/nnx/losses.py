@@ -66,6 +66,8 @@ def _size(x: Array) -> int:
 def mse(pred: Array, target: Array, *, xp: Any = None) -> tuple[Array, Array]:
     """Mean squared error L = mean((pred − target)²) over all N elements.
 
+    Shapes: ``pred`` (n, out), ``target`` (n, out); ``grad`` (n, out); ``loss`` 0-d.
+
     The gradient is 2(pred − target)/N. ``target`` may be (n,) for predictions (n, 1).
     """
     xp = namespace_of(pred, xp=xp)
@@ -77,6 +79,8 @@ def mse(pred: Array, target: Array, *, xp: Any = None) -> tuple[Array, Array]:
 
 def binary_cross_entropy(prob: Array, target: Array, *, xp: Any = None) -> tuple[Array, Array]:
     """L = −mean(y log p + (1 − y) log(1 − p)) for probabilities ``prob`` in [0, 1].
+
+    Shapes: ``prob`` (n, out), ``target`` (n, out) or (n,) for out = 1; ``grad`` as ``prob``.
 
     As in PyTorch, each log is clamped at −100 so p = 0 or 1 gives a finite loss, and
     the gradient (p − y) / (p(1 − p)) / N has its denominator clamped at 1e-12.
@@ -98,6 +102,8 @@ def binary_cross_entropy(prob: Array, target: Array, *, xp: Any = None) -> tuple
 def sigmoid_binary_cross_entropy(logits: Array, target: Array, *,
                                  xp: Any = None) -> tuple[Array, Array]:
     """Binary cross-entropy of σ(logits): L = mean(max(z, 0) − z y + log(1 + e^(−|z|))).
+
+    Shapes: ``logits`` (n, out), ``target`` (n, out) or (n,) for out = 1; ``grad`` as ``logits``.
 
     Stable for any logits; grad = (σ(z) − y)/N. Matches
     ``torch.nn.functional.binary_cross_entropy_with_logits``.

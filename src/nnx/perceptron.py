@@ -195,7 +195,7 @@ class Perceptron:
         return self._xp.astype(self.decision_function(X) > 0, self._xp.int64)
 
     def score(self, X: Array, y: Array) -> float:
-        """The fraction of rows whose label is predicted correctly."""
+        """The fraction of rows of ``X`` (n, d) whose 0/1 label in ``y`` (n,) is predicted."""
         xp = self._xp
         pred = self.predict(X)
         y = xp.reshape(self.backend.asarray(y, what="y"), (-1,))
