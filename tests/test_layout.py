@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "nnx"
 BACKENDS = ROOT / "backends"
-TOOLS = ("nnx.benchmark", "nnx.distributed", "nnx.sklearn", "nnx.demos", "nnx.cli")
+TOOLS = ("nnx.benchmark", "nnx.distributed", "nnx.sklearn", "nnx.export", "nnx.demos", "nnx.cli")
 MAX_LINES = 300
 #: the third-party library an optional module needs; importing it alone may fail without it.
 OPTIONAL = {"nnx.backends.cupy": "cupy", "nnx.backends.torch": "torch",
