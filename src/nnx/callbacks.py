@@ -114,8 +114,8 @@ def check_monitor(owner: str, monitor: str, params: dict[str, Any]) -> None:
     """ValueError before training when ``fit``'s logs will not hold ``monitor``."""
     metrics = (params or {}).get("metrics")
     if metrics is not None and monitor not in metrics:
-        hint = (" (pass validation_data=(X_val, y_val) to fit)"
-                if monitor.startswith("val_") else "")
+        hint = (" (pass validation_data=(X_val, y_val) to fit)" if monitor.startswith("val_")
+                and not any(m.startswith("val_") for m in metrics) else "")
         raise ValueError(f"{owner} monitors {monitor!r}, which this fit does not log; it logs "
                          f"{', '.join(map(repr, metrics))}{hint}")
 
@@ -155,8 +155,9 @@ class EarlyStopping(Callback):
     when it beats the best so far by more than ``min_delta`` (below it in ``"min"``
     mode, above it in ``"max"``). Training stops at the end of the epoch where
     ``patience`` epochs in a row have not improved (``patience=0``: the first epoch
-    that does not improve; never at epoch 0). With ``baseline``, an improvement resets
-    the count only when it also beats the baseline.
+    that does not improve; never at epoch 0). The best starts at ±inf, so a NaN never
+    improves. With ``baseline``, an improvement resets the count only when it also
+    beats the baseline.
 
     Args:
         monitor: a key of ``logs``: ``"val_loss"`` (default), ``"val_accuracy"``, ``"loss"``.
@@ -195,12 +196,10 @@ class EarlyStopping(Callback):
     def on_train_begin(self, logs: Logs | None = None) -> None:
         check_monitor("EarlyStopping", self.monitor, self.params)
         self.wait = self.stopped_epoch = self.best_epoch = 0
-        self.best: float | None = None
+        self.best = math.inf if self.mode == "min" else -math.inf
         self.best_weights: dict[str, Any] | None = None
 
-    def _improves(self, value: float, reference: float | None) -> bool:
-        if reference is None:
-            return True
+    def _improves(self, value: float, reference: float) -> bool:
         if self.mode == "min":
             return value + self.min_delta < reference
         return value - self.min_delta > reference
