@@ -251,3 +251,14 @@ def test_on_train_end_is_skipped_when_fit_raises():
     with pytest.raises(RuntimeError, match="boom"):
         _fit([LambdaCallback(on_epoch_end=explode, on_train_end=ended.append)])
     assert ended == []
+
+
+def test_model_checkpoint_writes_on_the_first_rank_only(tmp_path):
+    keep = ModelCheckpoint(tmp_path / "m.safetensors")
+    keep.model = nnx.MLP([2, 1], seed=0)
+    keep.params = {"is_root": False, "metrics": ["loss", "lr"]}   # as fit sets on rank 1
+    keep.on_epoch_end(0, {"loss": 1.0, "lr": 0.1})
+    assert not (tmp_path / "m.safetensors").exists()
+    keep.params = {"is_root": True, "metrics": ["loss", "lr"]}
+    keep.on_epoch_end(0, {"loss": 1.0, "lr": 0.1})
+    assert (tmp_path / "m.safetensors").exists()

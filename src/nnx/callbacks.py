@@ -19,9 +19,11 @@ mean training loss), ``"lr"`` (the learning rate during the epoch) and, with
 ``validation_data``, ``"val_loss"`` and, for the classification losses,
 ``"val_accuracy"`` to floats. Before ``on_train_begin`` ``fit`` sets three attributes on
 every callback: ``model``, ``optimizer`` (whose ``lr`` a callback may change) and
-``params`` (``epochs``, ``steps`` per epoch, ``batch_size``, and ``metrics``: the keys
-``logs`` will have). It also sets ``stop_training = False``; a callback that sets it to
-True in any hook ends training after the current epoch's ``on_epoch_end`` calls.
+``params`` (``epochs``, ``steps`` per epoch, ``batch_size``, ``metrics``: the keys
+``logs`` will have, and ``is_root``: False on every MPI rank but the first when
+training is data-parallel, where every rank calls the callbacks with the same logs).
+It also sets ``stop_training = False``; a callback that sets it to True in any hook
+ends training after the current epoch's ``on_epoch_end`` calls.
 Subclass :class:`Callback` to get every method as a no-op. Hooks run on the host once
 per epoch, never per step. Learning-rate schedules are in :mod:`nnx.schedules`.
 """
@@ -241,7 +243,8 @@ class ModelCheckpoint(Callback):
         mode: ``"min"``, ``"max"`` or ``"auto"``, as for :class:`EarlyStopping`.
 
     ``last_path`` is the file written last (None before the first). A template naming a
-    value that ``fit`` does not log is a ValueError before training.
+    value that ``fit`` does not log is a ValueError before training. In data-parallel
+    training only the first rank writes.
     """
 
     def __init__(self, path: str | os.PathLike, monitor: str = "val_loss",
@@ -278,6 +281,8 @@ class ModelCheckpoint(Callback):
                 return
             self.best = current
         path = self.path.format(epoch=epoch + 1, **logs)
+        if not (self.params or {}).get("is_root", True):
+            return
         folder = os.path.dirname(path)
         if folder:
             os.makedirs(folder, exist_ok=True)

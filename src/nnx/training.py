@@ -164,7 +164,8 @@ def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer
             keys.append("val_accuracy")
         hooks = _Callbacks(callbacks, model, trainer.optimizer,
                            {"epochs": epochs, "steps": len(trainer.bounds),
-                            "batch_size": batch_size, "metrics": keys})
+                            "batch_size": batch_size, "metrics": keys,
+                            "is_root": dp is None or dp.is_root})
         hooks.call("on_train_begin", logs)
     bar = _progress_bar(epochs, progress and (dp is None or dp.is_root))  # rank 0 only
     shown = time.perf_counter()
