@@ -159,7 +159,8 @@ def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer
     logs: dict[str, float] = {}
     hooks = None
     if callbacks is not None:
-        keys = ["loss", "lr"] + ([] if val is None else ["val_loss"])
+        has_lr = getattr(trainer.optimizer, "lr", None) is not None
+        keys = ["loss"] + (["lr"] if has_lr else []) + ([] if val is None else ["val_loss"])
         if val is not None and trainer.loss_name in ACCURACY_LOSSES:
             keys.append("val_accuracy")
         hooks = _Callbacks(callbacks, model, trainer.optimizer,
