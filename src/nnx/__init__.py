@@ -14,7 +14,7 @@ built on them live in subpackages that import them and are never imported by the
 (scikit-learn estimators), ``nnx.benchmark`` (``nnx bench``), ``nnx.demos``.
 """
 
-from . import activations, init, losses, optim, training
+from . import activations, callbacks, init, losses, optim, schedules, summary, training
 from ._version import __version__ as __version__
 from .activation_layers import (
     GELU,
@@ -48,7 +48,8 @@ from . import distributed  # noqa: E402  (isort: skip)
 from .export import export_onnx  # noqa: E402  (a tool; imports onnx only when called)
 
 __all__ = [
-    "activations", "distributed", "init", "losses", "optim", "training",
+    "activations", "callbacks", "distributed", "init", "losses", "optim", "schedules",
+    "summary", "training",
     "Backend", "available_backends", "get_backend", "set_backend", "use_backend",
     "asarray", "to_numpy",
     "Layer", "Dense", "Identity", "Step", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU",

@@ -11,6 +11,7 @@ from .activation_layers import ActivationLayer, make_activation
 from .backend import Backend, resolve_backend
 from .flat import FlatParameters, flatten
 from .layers import Dense, Layer
+from .summary import Summary, summarize
 from .training import fit as _fit
 from .training import predict as _predict
 
@@ -118,15 +119,26 @@ class Sequential(Layer):
     def fit(self, X: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int,
             batch_size: int | None = None, shuffle: bool = True, seed: Any = None,
             validation_data: tuple[Any, Any] | None = None, progress: bool = True,
-            distributed: Any = None) -> Any:
+            distributed: Any = None, callbacks: Sequence[Any] | None = None) -> Any:
         """Train by minibatch gradient descent; see :func:`nnx.training.fit`. Returns a History."""
         return _fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
                     batch_size=batch_size, shuffle=shuffle, seed=seed,
-                    validation_data=validation_data, progress=progress, distributed=distributed)
+                    validation_data=validation_data, progress=progress, distributed=distributed,
+                    callbacks=callbacks)
 
     def predict(self, X: Any, batch_size: int | None = None) -> Array:
         """The output (n, out) for inputs (n, in); see :func:`nnx.training.predict`."""
         return _predict(self, X, batch_size=batch_size)
+
+    def summary(self, batch_size: int | None = None, optimizer: Any = None,
+                print_fn: Any = print) -> Summary:
+        """Print the table of layers, output shapes, parameter counts and memory, and
+        return it as a :class:`~nnx.summary.Summary` (``str()`` is the table); see
+        :func:`nnx.summary.summarize`. ``print_fn=None`` prints nothing."""
+        table = summarize(self, batch_size=batch_size, optimizer=optimizer)
+        if print_fn is not None:
+            print_fn(str(table))
+        return table
 
 
 def _fresh_activation(spec: str | Layer | None) -> Layer:

@@ -3,8 +3,10 @@
 :class:`Trainer` converts and validates everything once (:mod:`nnx.inputs`); each
 :meth:`Trainer.epoch` then stays on the device: it permutes the rows there (``xp.take``
 with a seeded permutation), takes minibatches as slices ``X[a:b, ...]`` and keeps every
-step's loss as a device scalar; the host reads one number per epoch. :func:`nnx.fit`
-and nnx.sklearn's estimators both drive it.
+step's loss as a device scalar; the host reads one number per epoch. That number also
+checks the parameters: after every epoch, a NaN or infinite loss or parameter raises
+:class:`TrainingDivergedError` (a sum over the flat parameter buffer, one reduction per
+epoch, never per step). :func:`nnx.fit` and nnx.sklearn's estimators both drive it.
 """
 
 from __future__ import annotations
@@ -22,11 +24,16 @@ from .extensions import DataParallelHooks
 
 Array = Any
 
-__all__ = ["Trainer", "TrainingDivergedError", "forward_all"]
+__all__ = ["Trainer", "TrainingDivergedError", "forward_all", "ACCURACY_LOSSES"]
+
+#: the losses whose validation also reports an accuracy (``Trainer.evaluate``)
+ACCURACY_LOSSES = ("softmax_cross_entropy", "sigmoid_binary_cross_entropy",
+                   "binary_cross_entropy")
 
 
 class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or infinite; the message names the epoch and the step."""
+    """The loss or a parameter became NaN or infinite; the message names the epoch (and, for
+    the loss, the step; for parameters, which arrays)."""
 
 
 class Trainer:
@@ -81,7 +88,10 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def epoch(self) -> float:
-        """One pass over the data; returns the epoch's mean loss (one host read)."""
+        """One pass over the data; returns the epoch's mean loss (one host read).
+
+        Raises :class:`TrainingDivergedError` when the loss, or any parameter after the
+        epoch's last step, is NaN or infinite."""
         xp, X, y = self.xp, self.X, self.y
         self.epochs_run += 1
         if self.shuffle:
@@ -114,20 +124,54 @@ class Trainer:
             total = losses[0]
         else:
             total = xp.sum(xp.reshape(xp.stack(losses), (-1,)) * self._weights) / self.n
-        mean = float(total)
+        # One host read carries both checks: 0 · (Σ parameters) is 0 while every parameter
+        # is finite and NaN once one is not (or, rarely, once the sum overflows).
+        mean = float(total + 0.0 * self._parameter_sum())
         if not math.isfinite(mean):
-            self._diverged(losses)
+            mean = self._diverged(losses, total)
         return mean
 
-    def _diverged(self, losses: list[Array]) -> None:
-        values = [float(v) for v in losses]
-        step = next((i for i, v in enumerate(values) if not math.isfinite(v)), len(values) - 1)
+    def _parameter_sum(self) -> Array:
+        """Σ of every parameter as a device scalar: one reduction per flat buffer
+        (:mod:`nnx.flat`), else one per parameter array."""
+        xp = self.xp
+        flat = getattr(self.model, "flat", None)
+        if flat is not None and flat.ready():
+            arrays = [group.params for group in flat.groups]
+        else:
+            arrays = [p for layer in self.model.dense_layers for p in layer.parameters().values()]
+        total = xp.sum(arrays[0])
+        for p in arrays[1:]:
+            total = total + xp.sum(p)
+        return total
+
+    def _diverged(self, losses: list[Array], total: Array) -> float:
+        """Raise for a non-finite loss or parameter; the mean loss when the check's sum of
+        the parameters merely overflowed."""
         lr = getattr(self.optimizer, "lr", None)
+        advice = (f"Try a smaller learning rate{'' if lr is None else f' than {lr}'} or another "
+                  "initialization (another seed, or init='xavier_uniform' / 'he_normal'); "
+                  "scaling the inputs also helps")
+        mean = float(total)
+        if not math.isfinite(mean):
+            values = [float(v) for v in losses]
+            step = next((i for i, v in enumerate(values) if not math.isfinite(v)),
+                        len(values) - 1)
+            raise TrainingDivergedError(
+                f"the loss became {values[step]} at epoch {self.epochs_run}, step {step + 1} "
+                f"of {len(values)} (both counted from 1): training diverged. {advice}")
+        xp = self.xp
+        model = self.model
+        named = (model.parameters() if callable(getattr(model, "parameters", None)) else
+                 {f"{i}.{n}": p for i, d in enumerate(model.dense_layers)
+                  for n, p in d.parameters().items()})
+        bad = [name for name, p in named.items() if not bool(xp.all(xp.isfinite(p)))]
+        if not bad:  # every parameter is finite; only their sum overflowed
+            return mean
         raise TrainingDivergedError(
-            f"the loss became {values[step]} at epoch {self.epochs_run}, step {step + 1} of "
-            f"{len(values)} (both counted from 1): training diverged. Try a smaller learning "
-            f"rate{'' if lr is None else f' than {lr}'} or another initialization (another "
-            "seed, or init='xavier_uniform' / 'he_normal'); scaling the inputs also helps")
+            f"the parameters became NaN or infinite during epoch {self.epochs_run} (counted "
+            f"from 1), in {', '.join(bad)}, while the epoch's mean loss was still finite "
+            f"({mean:.6g}): training diverged. {advice}; inputs holding inf or NaN do this too")
 
     def evaluate(self, X: Array, y: Array, classes: Array | None = None,
                  batch_size: int | None = None) -> tuple[float, float | None]:

@@ -1,27 +1,29 @@
 """The training loop's public face: ``fit`` and ``predict``.
 
     history = model.fit(X, y, loss="softmax_cross_entropy", optimizer="adam", epochs=20,
-                        batch_size=64, seed=0, validation_data=(X_val, y_val))
+                        batch_size=64, seed=0, validation_data=(X_val, y_val),
+                        callbacks=[nnx.callbacks.EarlyStopping(patience=3)])
     history.loss[-1], history.val_accuracy[-1]
 
 Inputs are converted once, up front, to the model's backend and dtype with
 :func:`nnx.asarray` (:mod:`nnx.inputs`) — so NumPy arrays train a torch or CuPy model,
 copied to the device once. After that everything stays on the device
 (:class:`nnx.trainer.Trainer`): the host reads one number per epoch (plus two for
-validation). Data-parallel training and lazy (Dask) inputs come from the tools that
-register with :mod:`nnx.extensions`; this module imports none of them.
+validation). Callbacks (:mod:`nnx.callbacks`) are called once per epoch, never per
+step. Data-parallel training and lazy (Dask) inputs come from the tools that register
+with :mod:`nnx.extensions`; this module imports none of them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import extensions as _extensions
 from . import inputs as _inputs
-from .trainer import Trainer, TrainingDivergedError, forward_all
+from .trainer import ACCURACY_LOSSES, Trainer, TrainingDivergedError, forward_all
 
 Array = Any
 
@@ -37,20 +39,52 @@ class History:
     are filled when ``validation_data`` is given; ``val_accuracy`` only for the
     classification losses (argmax for softmax cross-entropy; threshold 0.5 on
     probabilities for ``binary_cross_entropy``, 0 on logits for the sigmoid variant).
+    ``lr`` is the optimizer's learning rate during each epoch (callbacks may change it).
     """
 
     loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
 
     @property
     def epochs(self) -> int:
         return len(self.loss)
 
     def __getitem__(self, key: str) -> list[float]:
-        if key not in ("loss", "val_loss", "val_accuracy"):
-            raise KeyError(f"{key!r}; History has 'loss', 'val_loss' and 'val_accuracy'")
+        if key not in _KEYS:
+            raise KeyError(f"{key!r}; History has {', '.join(map(repr, _KEYS))}")
         return getattr(self, key)
+
+
+_KEYS = ("loss", "val_loss", "val_accuracy", "lr")
+_HOOKS = ("on_train_begin", "on_epoch_begin", "on_epoch_end", "on_train_end")
+
+
+class _Callbacks:
+    """Calls the hooks of ``fit``'s callbacks (the protocol of :mod:`nnx.callbacks`)."""
+
+    def __init__(self, callbacks: Any, model: Any, optimizer: Any, params: dict[str, Any]):
+        if any(hasattr(callbacks, hook) for hook in _HOOKS):
+            callbacks = [callbacks]  # one callback given bare
+        if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Sequence):
+            raise TypeError(f"fit: callbacks must be a list of callbacks; got {callbacks!r}")
+        for cb in callbacks:
+            if not any(callable(getattr(cb, hook, None)) for hook in _HOOKS):
+                raise TypeError(f"fit: {cb!r} is not a callback: it has none of the methods "
+                                f"{', '.join(_HOOKS)} (subclass nnx.callbacks.Callback)")
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            cb.model, cb.optimizer, cb.params = model, optimizer, params
+            cb.stop_training = False
+
+    def call(self, hook: str, *args: Any) -> bool:
+        """Call ``hook`` on every callback in order; True when one asked to stop."""
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(*args)
+        return any(getattr(cb, "stop_training", False) for cb in self.callbacks)
 
 
 def _progress_bar(epochs: int, progress: bool) -> Any:
@@ -66,7 +100,7 @@ def _progress_bar(epochs: int, progress: bool) -> Any:
 def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer: Any,
         epochs: int, batch_size: int | None = None, shuffle: bool = True, seed: Any = None,
         validation_data: tuple[Any, Any] | None = None, progress: bool = True,
-        distributed: Any = None) -> History:
+        distributed: Any = None, callbacks: Sequence[Any] | None = None) -> History:
     """Train ``model`` by minibatch gradient descent; returns a :class:`History`.
 
     Args:
@@ -95,12 +129,20 @@ def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer
             script with ``mpiexec -n N``): True, or a ``DataParallel``; None follows an
             enclosing ``nnx.distributed.data_parallel()`` block; False never. Each rank
             trains on its shard of every batch; the result equals one process's.
+        callbacks: objects with the hooks of :mod:`nnx.callbacks` (``EarlyStopping``,
+            ``ModelCheckpoint``, learning-rate schedules, your own ``Callback``), called
+            in order. ``logs`` holds ``loss``, ``lr`` and, with validation data,
+            ``val_loss`` (and ``val_accuracy`` for classification losses). A callback
+            whose ``stop_training`` is True after ``on_epoch_end`` ends training there;
+            ``on_train_end`` runs when training ends normally (not when fit raises).
 
     Raises:
         ValueError: bad shapes or lengths, labels that are not valid classes, unknown
             loss or optimizer names, ``epochs``/``batch_size`` below 1.
-        TrainingDivergedError: (a FloatingPointError) the loss became NaN or infinite;
-            the message names the epoch and step. The model keeps the diverged weights.
+        TrainingDivergedError: (a FloatingPointError) the loss, or a parameter after an
+            epoch, became NaN or infinite; the message names the epoch (and the step or
+            the arrays). The model keeps the diverged weights.
+        TypeError: ``callbacks`` holds something that is not a callback.
     """
     _inputs.positive_int("epochs", epochs)
     dp = _extensions.resolve_data_parallel(distributed)
@@ -114,24 +156,46 @@ def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer
             raise ValueError("fit: validation_data must be a pair (X_val, y_val)") from None
         val = trainer.prepare(X_val, y_val, what="_val")
     history = History()
+    logs: dict[str, float] = {}
+    hooks = None
+    if callbacks is not None:
+        has_lr = getattr(trainer.optimizer, "lr", None) is not None
+        keys = ["loss"] + (["lr"] if has_lr else []) + ([] if val is None else ["val_loss"])
+        if val is not None and trainer.loss_name in ACCURACY_LOSSES:
+            keys.append("val_accuracy")
+        hooks = _Callbacks(callbacks, model, trainer.optimizer,
+                           {"epochs": epochs, "steps": len(trainer.bounds),
+                            "batch_size": batch_size, "metrics": keys,
+                            "is_root": dp is None or dp.is_root})
+        hooks.call("on_train_begin", logs)
     bar = _progress_bar(epochs, progress and (dp is None or dp.is_root))  # rank 0 only
     shown = time.perf_counter()
     try:
-        for _ in range(epochs):
-            history.loss.append(trainer.epoch())
+        for epoch in range(epochs):
+            if hooks is not None:
+                hooks.call("on_epoch_begin", epoch, {})
+            lr = getattr(trainer.optimizer, "lr", None)
+            logs = {"loss": trainer.epoch()}
+            if lr is not None:
+                logs["lr"] = lr
             if val is not None:
-                vloss, vacc = trainer.evaluate(*val, batch_size=batch_size)
-                history.val_loss.append(vloss)
+                logs["val_loss"], vacc = trainer.evaluate(*val, batch_size=batch_size)
                 if vacc is not None:
-                    history.val_accuracy.append(vacc)
+                    logs["val_accuracy"] = vacc
+            for key, value in logs.items():
+                history[key].append(value)
             if bar is not None:
                 bar.update(1)
                 if time.perf_counter() - shown > 0.2:
                     shown = time.perf_counter()
                     bar.set_postfix_str(f"loss={history.loss[-1]:.4g}", refresh=False)
+            if hooks is not None and hooks.call("on_epoch_end", epoch, dict(logs)):
+                break
     finally:
         if bar is not None:
             bar.close()
+    if hooks is not None:
+        hooks.call("on_train_end", dict(logs))
     return history
 
 
