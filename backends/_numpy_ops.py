@@ -179,7 +179,10 @@ class NumpyOps(_Ops):
         e = np.exp(log_p)
         log_p -= np.log(np.add.reduce(e, axis=1, keepdims=True))   # z − max − log Σ e^(z − max)
         grad = np.exp(log_p, out=e)                                # softmax(z)
-        loss = -np.add.reduce(np.multiply(y, log_p, out=log_p), None) / n
+        term = np.multiply(y, log_p, out=log_p)
+        loss = -np.add.reduce(term, None) / n
+        if loss != loss:          # NaN: drop the 0 · (−inf) terms (as torch), keep real NaNs
+            loss = -np.add.reduce(np.where(y == 0, 0.0, term), None) / n
         grad -= y
         grad /= n
         return loss, grad
