@@ -42,8 +42,13 @@ def _shape(shape: Any) -> Shape:
         raise ValueError(f"a weight shape is a tuple such as (out, in); got {show(shape)}") \
             from None
     for d in dims:
-        positive_int("each dimension of the shape", d, "init")
+        if positive_int("each dimension of the shape", d, "init") > _LARGEST:
+            raise ValueError(f"init: a dimension above {_LARGEST} cannot be allocated; got "
+                             f"{show(d)}")
     return tuple(int(d) for d in dims)
+
+
+_LARGEST = 2**62
 
 
 def _dtype(dtype: Any) -> str:

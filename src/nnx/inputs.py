@@ -89,7 +89,11 @@ def layer_array(x: Any, backend: Any, dtype: Any, what: str) -> Array:
     objects, complex numbers and arrays of another backend are refused with a ValueError."""
     _refuse_text(what, x)
     try:
-        x = backend.asarray(x, what=what)
+        given = x
+        x = backend.asarray(given, what=what)
+        if dtype is not None and x.dtype != dtype and not isinstance(given, backend.array_type) \
+                and backend.xp.isdtype(x.dtype, "real floating"):
+            x = backend.asarray(given, dtype=dtype, what=what)  # no detour through float32
     except _CONVERSION_ERRORS as exc:
         raise ValueError(f"{what} could not be made an array of numbers: "
                          f"{str(exc)[:300]}") from None
