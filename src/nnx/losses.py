@@ -21,6 +21,7 @@ probabilities outside [0, 1] (or NaN) for :func:`binary_cross_entropy`, as in Py
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -130,7 +131,8 @@ def binary_cross_entropy(prob: Array, target: Array, *, xp: Any = None) -> tuple
     """L = −mean(y log p + (1 − y) log(1 − p)) for probabilities ``prob`` in [0, 1].
 
     As in PyTorch, each log is clamped at −100 so p = 0 or 1 gives a finite loss, and
-    the gradient (p − y) / (p(1 − p)) / N has its denominator clamped at 1e-12.
+    the gradient (p − y) / (p(1 − p)) / N has its denominator clamped at 1e-12 (in
+    float16, where 1e-12 is 0, at its smallest normal number, 6.1e-5).
     Prefer :func:`sigmoid_binary_cross_entropy` on logits: it never saturates.
     """
     if not _ready(prob, target):
@@ -141,14 +143,18 @@ def binary_cross_entropy(prob: Array, target: Array, *, xp: Any = None) -> tuple
         raise ValueError("binary_cross_entropy: probabilities must lie in [0, 1]; got values "
                          f"from {float(xp.min(prob))} to {float(xp.max(prob))} (for raw scores "
                          "use sigmoid_binary_cross_entropy)")
-    # log of the smallest subnormal is below −100, so clamping the argument first keeps
-    # log(0) = −inf (and its warning) out while leaving torch's −100 clamp exact.
+    # log of the smallest subnormal is below −100 in float32 and float64, so clamping the
+    # argument first keeps log(0) = −inf (and its warning) out while leaving torch's −100
+    # clamp exact. In float16 it is −16.6: there 0 maps to −100 explicitly.
     finfo = xp.finfo(prob.dtype)
     tiny = finfo.smallest_normal * finfo.eps
     log_p = xp.clip(xp.log(xp.clip(prob, min=tiny)), min=LOG_CLAMP)
     log_1mp = xp.clip(xp.log(xp.clip(1.0 - prob, min=tiny)), min=LOG_CLAMP)
+    if math.log(float(tiny)) > LOG_CLAMP:
+        log_p = xp.where(prob > 0.0, log_p, LOG_CLAMP)
+        log_1mp = xp.where(prob < 1.0, log_1mp, LOG_CLAMP)
     loss = -ops_of(prob).sum(y * log_p + (1.0 - y) * log_1mp) / _size(prob)
-    denom = xp.clip(prob * (1.0 - prob), min=BCE_EPS)
+    denom = xp.clip(prob * (1.0 - prob), min=max(BCE_EPS, finfo.smallest_normal))  # float16
     return loss, (prob - y) / denom / _size(prob)
 
 
