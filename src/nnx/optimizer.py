@@ -39,7 +39,8 @@ class Optimizer:
         ``model.backward``; a parameter whose gradient is None is left alone.
         """
         flat = getattr(model, "flat", None)
-        if flat is not None and flat.ready() and self._step_flat(flat):
+        ready = getattr(flat, "ready", None)      # (a NumPy scalar has a .flat of its own)
+        if ready is not None and ready() and self._step_flat(flat):
             return
         layers = getattr(model, "dense_layers", None)
         if layers is None:
