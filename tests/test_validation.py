@@ -304,3 +304,16 @@ def test_messages_never_hold_python_internals():
                             epochs=-10**5000, progress=False)
     assert "epochs must be a positive integer; got an integer of about 5001 digits" \
         in str(info.value)
+
+
+def test_activation_functions_cast_integers_and_refuse_complex_and_lists():
+    from nnx import activations as F
+    z = np.array([[-1, 0, 2]])
+    np.testing.assert_allclose(F.sigmoid(z), 1 / (1 + np.exp(-z.astype(np.float64))))
+    np.testing.assert_array_equal(F.relu_derivative(np.array([True, False])), [1.0, 0.0])
+    assert F.identity(z).dtype == np.float64
+    for name, (f, df) in F.ACTIVATIONS.items():
+        with pytest.raises(ValueError, match="real, integer or boolean"):
+            f(np.ones((1, 2), dtype=complex))
+        with pytest.raises(TypeError, match="takes an array"):
+            df([[1.0, 2.0]])
