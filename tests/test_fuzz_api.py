@@ -14,6 +14,7 @@ the same properties with many more examples: ``pytest -m fuzz_long tests/test_fu
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -92,16 +93,31 @@ def _on(backend, form, value):
         return None
 
 
+#: calls made by the properties, by outcome (printed at the end of the module with -s).
+COUNTS: Counter = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_counts():
+    yield
+    if COUNTS:
+        print(f"\nAPI fuzzer calls: {sum(COUNTS.values())}, " +
+              ", ".join(f"{k} {v}" for k, v in sorted(COUNTS.items())))
+
+
 def _error_or(fn):
     """``(result, None)`` or ``(None, error)`` for a ValueError/TypeError with a message;
     any other exception fails the property."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return fn(), None
+            result = fn()
+        COUNTS["answers"] += 1
+        return result, None
     except (ValueError, TypeError) as exc:
         assert str(exc).strip(), f"{type(exc).__name__} without a message"
         assert len(str(exc)) < 2000, "a message echoing a huge value"
+        COUNTS[type(exc).__name__] += 1
         return None, exc
 
 
@@ -482,6 +498,7 @@ def test_sklearn_estimators_as_scikit_learn(examples):
         theirs = (sk.MLPClassifier if classify else sk.MLPRegressor)(**kwargs)
         got, err = _catch(lambda: ours.fit(X, y))
         _, want = _catch(lambda: theirs.fit(X, y))
+        COUNTS["scikit-learn comparisons"] += 1
         if want is None:
             assert err is None, f"{param}={value!r}: nnx raised {err!r}, scikit-learn fit"
             Xp = data.draw(arrays([(3, 2), (3, 3), (0, 2)]))
