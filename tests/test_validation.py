@@ -312,7 +312,7 @@ def test_activation_functions_cast_integers_and_refuse_complex_and_lists():
     np.testing.assert_allclose(F.sigmoid(z), 1 / (1 + np.exp(-z.astype(np.float64))))
     np.testing.assert_array_equal(F.relu_derivative(np.array([True, False])), [1.0, 0.0])
     assert F.identity(z).dtype == np.float64
-    for name, (f, df) in F.ACTIVATIONS.items():
+    for f, df in F.ACTIVATIONS.values():
         with pytest.raises(ValueError, match="real, integer or boolean"):
             f(np.ones((1, 2), dtype=complex))
         with pytest.raises(TypeError, match="takes an array"):

@@ -111,6 +111,7 @@ class Dense(Layer):
         self.init = init
         self._W = self._initial_weights(init, seed)
         self._b = _init.zeros((out_features,), dtype=dtype, backend=self.backend) if bias else None
+        self._dt = self._W.dtype    # the dtype object arrays carry: the cheapest comparison
         self._ops = self.backend.ops
         self.dW: Array | None = None
         self.db: Array | None = None
@@ -202,7 +203,7 @@ class Dense(Layer):
 
     # -- forward and backward ----------------------------------------------------------
     def _check_input(self, x: Array) -> Array:
-        if not isinstance(x, self._array_type) or x.dtype != self._dtype:
+        if not isinstance(x, self._array_type) or x.dtype != self._dt:
             x = layer_array(x, self.backend, self._dtype, f"the input of {self!r}")
         if x.ndim != 2 or x.shape[1] != self.in_features:
             hint = " (a single sample needs shape (1, n): reshape it)" if x.ndim == 1 else ""
@@ -230,7 +231,7 @@ class Dense(Layer):
         x = self._x
         if x is None:
             raise self._no_cache()
-        if not isinstance(dy, self._array_type) or dy.dtype != self._dtype:
+        if not isinstance(dy, self._array_type) or dy.dtype != self._dt:
             dy = layer_array(dy, self.backend, self._dtype, f"dL/dZ given to {self!r}.backward")
         if dy.shape != (x.shape[0], self.out_features):
             raise ValueError(f"{self!r}.backward expects dL/dZ of shape "

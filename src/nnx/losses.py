@@ -165,7 +165,9 @@ def sigmoid_binary_cross_entropy(logits: Array, target: Array, *,
     Stable for any logits; grad = (σ(z) − y)/N. Matches
     ``torch.nn.functional.binary_cross_entropy_with_logits``.
     """
-    if not _ready(logits, target):        # (the checks cost more than a tiny loss)
+    if not (type(target) is type(logits) and type(logits) in _TYPES     # as _ready, inline:
+            and logits.dtype in _FLOATING and target.dtype == logits.dtype  # the checks cost
+            and target.shape == logits.shape and 0 not in logits.shape):    # more than the loss
         logits, target = _common(logits, target, xp, "sigmoid_binary_cross_entropy")
     return ops_of(logits).sigmoid_bce(logits, target)   # the formula: nnx.backends.Ops
 

@@ -39,9 +39,13 @@ class Optimizer:
         ``model.backward``; a parameter whose gradient is None is left alone.
         """
         flat = getattr(model, "flat", None)
-        ready = getattr(flat, "ready", None)      # (a NumPy scalar has a .flat of its own)
-        if ready is not None and ready() and self._step_flat(flat):
-            return
+        if flat is not None:
+            try:
+                ready = flat.ready
+            except AttributeError:                 # a NumPy scalar has a .flat of its own
+                ready = bool
+            if ready() and self._step_flat(flat):
+                return
         layers = getattr(model, "dense_layers", None)
         if layers is None:
             layers = [model] if hasattr(model, "param_names") else _layers_of(model)
