@@ -111,8 +111,9 @@ class MLPParams(BaseEstimator):
             if isinstance(s, bool) or not isinstance(s, numbers.Integral):
                 raise TypeError("hidden_layer_sizes must hold integers (the widths of the "
                                 f"hidden layers); got {type(s).__name__} {show(s)}")
-        if any(s <= 0 for s in sizes):
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {[show(s) for s in sizes]}.")
+        if any(s <= 0 for s in sizes):   # scikit-learn's words (huge integers summarized)
+            shown = sizes if all(abs(s) < 2**64 for s in sizes) else [show(s) for s in sizes]
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {shown}.")
         if any(s > MAX_WIDTH for s in sizes):
             raise ValueError(f"hidden_layer_sizes: a width above {MAX_WIDTH} cannot be "
                              f"allocated; got {[show(s) for s in sizes]}")
