@@ -130,7 +130,8 @@ class NumpyOps(_Ops):
         # 4 ufunc calls and a reduction where the portable form makes 14: on a tiny
         # network the loss is a quarter of the step. softplus(z) = max(z,0) + log(1+e^−|z|).
         expit = _expit_impl()
-        if expit is None or z.dtype != y.dtype:  # pragma: no cover - without SciPy
+        if expit is None or z.dtype != y.dtype or z.dtype.itemsize < 4:  # SciPy's expit
+            # has no float16 loop (it would answer in float32): the portable form keeps it
             return super().sigmoid_bce(z, y)
         n = self._count(z.size, z.dtype)    # N as a scalar of z's dtype: what `/ N` converts to
         term = np.logaddexp(0.0, z)         # softplus(z), stable for any z
@@ -179,7 +180,10 @@ class NumpyOps(_Ops):
         e = np.exp(log_p)
         log_p -= np.log(np.add.reduce(e, axis=1, keepdims=True))   # z − max − log Σ e^(z − max)
         grad = np.exp(log_p, out=e)                                # softmax(z)
-        loss = -np.add.reduce(np.multiply(y, log_p, out=log_p), None) / n
+        term = np.multiply(y, log_p, out=log_p)
+        loss = -np.add.reduce(term, None) / n
+        if loss != loss:          # NaN: drop the 0 · (−inf) terms (as torch), keep real NaNs
+            loss = -np.add.reduce(np.where(y == 0, 0.0, term), None) / n
         grad -= y
         grad /= n
         return loss, grad

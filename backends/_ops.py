@@ -97,7 +97,8 @@ class Ops:
         n = z.shape[0]
         shifted = z - xp.max(z, axis=1, keepdims=True)
         log_p = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
-        loss = -self.sum(y * log_p) / n
+        # where y is 0 the term is 0, even where log p is −inf (logits ±1.7e308): as torch
+        loss = -self.sum(xp.where(y == 0, 0.0, y * log_p)) / n
         return loss, (xp.exp(log_p) - y) / n
 
     # -- the flat-buffer path (used only where ``flat`` is True) ------------------------

@@ -194,7 +194,7 @@ def test_sequential_backward_consumes_the_caches(backend, rng):
         np.testing.assert_array_equal(backend.to_numpy(d.dW), want)
     assert all(getattr(layer, "_x", None) is None and getattr(layer, "_a", None) is None
                for layer in net.layers)            # ... and now released
-    with pytest.raises(RuntimeError, match="before forward"):
+    with pytest.raises(RuntimeError, match="called twice for one forward"):
         net.backward(dy)
 
 

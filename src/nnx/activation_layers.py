@@ -8,12 +8,16 @@ only ``a``, so the pre-activation ``z`` can be freed after the forward pass.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import array_api_compat
 
 from . import activations as F
+from . import backends as _registry
 from ._namespace import ops_of
+from .backend import resolve_backend
+from .inputs import default_float, layer_array, real_number
 from .layers import Layer
 
 Array = Any
@@ -35,6 +39,7 @@ class ActivationLayer(Layer):
 
     def __init__(self) -> None:
         self._type: type | None = None
+        self._dtype: Any = None           # the floating dtype last seen, with _type
         self._xp: Any = None
         self._ops: Any = None
         self._fused_vjp: Any = None
@@ -44,22 +49,44 @@ class ActivationLayer(Layer):
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
-    def _namespace(self, x: Array) -> Any:
+    def _admit(self, x: Array) -> Array:
+        """``x`` as a real floating array (the slow path of forward, for a new array type
+        or dtype): lists go to the active backend; integers and booleans become the
+        library's default floating dtype; strings, complex numbers are refused."""
+        if array_api_compat.is_array_api_obj(x):
+            backend = _registry.backend_of(x)
+        else:
+            backend = resolve_backend()
+        what = f"the input of {self!r}"
+        x = layer_array(x, backend, None, what)
+        xp = backend.xp
+        if not xp.isdtype(x.dtype, "real floating"):
+            if not xp.isdtype(x.dtype, ("integral", "bool")):
+                raise ValueError(f"{what} must hold real, integer or boolean numbers; "
+                                 f"got dtype {x.dtype}")
+            x = xp.astype(x, default_float(backend))
         if type(x) is not self._type:
             self._xp = array_api_compat.array_namespace(x)
             self._ops = ops_of(x)
             self._fused_vjp = None if self._fused is None else getattr(self._ops, self._fused)
             self._type = type(x)
-        return self._xp
+        self._dtype = x.dtype
+        return x
 
     def forward(self, x: Array, *, overwrite_x: bool = False) -> Array:
         """a = f(z), caching a (and z when backward needs it). Any shape.
+
+        Arrays of any backend are accepted (lists go to the active one); integer and
+        boolean inputs are cast to the library's default floating dtype (float64 on
+        NumPy, float32 on PyTorch); strings and complex numbers raise ``ValueError``.
 
         With ``overwrite_x=True`` a layer whose backward needs only a (ReLU, tanh) may
         write a into ``x`` itself (on NumPy), saving an array of its size: for an ``x``
         nobody else holds. :meth:`Sequential.forward` passes it for its Dense outputs.
         """
-        xp = self._namespace(x)
+        if type(x) is not self._type or x.dtype != self._dtype:
+            x = self._admit(x)
+        xp = self._xp
         if overwrite_x and self._in_place:
             a = self._f_in_place(x)
         else:
@@ -82,10 +109,14 @@ class ActivationLayer(Layer):
         ``dy`` nobody else holds. :meth:`Sequential.backward` passes it for the gradients
         its own layers made.
         """
-        if self._a is None:
+        a = self._a
+        if a is None:
             raise self._no_cache()
         if not input_grad:
             return None
+        if type(dy) is not type(a) or dy.dtype != a.dtype:
+            dy = layer_array(dy, _registry.backend_of(a), a.dtype,
+                             f"dL/da given to {self!r}.backward")
         if dy.shape != self._a.shape:
             raise ValueError(f"{self!r}.backward expects dL/da of shape {tuple(self._a.shape)}; "
                              f"got {tuple(dy.shape)}")
@@ -95,6 +126,7 @@ class ActivationLayer(Layer):
 
     def release_cache(self) -> None:
         self._z = self._a = None
+        self._released = True
 
     #: the name of the ``ops`` method ``(dy, a, out=None)`` that computes this layer's
     #: vector-Jacobian product from a alone (ReLU, tanh, sigmoid); None elsewhere.
@@ -191,7 +223,7 @@ class LeakyReLU(ActivationLayer):
 
     def __init__(self, alpha: float = 0.01) -> None:
         super().__init__()
-        self.alpha = float(alpha)
+        self.alpha = real_number("LeakyReLU", "alpha", alpha, low=-math.inf)
 
     def __repr__(self) -> str:
         return f"LeakyReLU(alpha={self.alpha})"

@@ -2,8 +2,10 @@
 
 Each function works elementwise on an array of any backend (softmax works along
 ``axis``) and keeps its dtype and shape: ``z`` of any shape — a batch of
-pre-activations is (n, width) — gives f(z) and f'(z) of that shape. Pass ``xp`` to
-skip the namespace lookup.
+pre-activations is (n, width) — gives f(z) and f'(z) of that shape. Integer and boolean
+arrays become the library's default floating dtype (float64 on NumPy), complex ones and
+non-arrays are refused. Pass ``xp`` to skip the namespace lookup and these checks (nnx's
+layers do, having checked).
 
     nnx.activations.sigmoid(z)               # σ(z) = 1 / (1 + e^(−z))
     nnx.activations.sigmoid_derivative(z)    # σ'(z) = σ(z)(1 − σ(z))
@@ -19,8 +21,10 @@ from typing import Any, NamedTuple
 
 import array_api_compat
 
+from . import backends as _registry
 from ._namespace import erf as _erf
 from ._namespace import namespace_of
+from .inputs import default_float
 
 Array = Any
 
@@ -38,32 +42,50 @@ _GELU_C = math.sqrt(2.0 / math.pi)  # tanh approximation: 0.5 z (1 + tanh(c (z +
 _GELU_K = 0.044715
 
 
+def _real(z: Array, xp: Any) -> tuple[Array, Any]:
+    """``(z, xp)``: with ``xp`` given (nnx's own layers) as they are; otherwise ``z`` is
+    checked to be an array of real numbers, integers and booleans cast to the library's
+    default floating dtype, complex numbers refused."""
+    if xp is not None:
+        return z, xp
+    if not array_api_compat.is_array_api_obj(z):
+        raise TypeError(f"an activation takes an array (of any backend); got "
+                        f"{type(z).__name__}")
+    xp = namespace_of(z)
+    if not xp.isdtype(z.dtype, "real floating"):
+        if not xp.isdtype(z.dtype, ("integral", "bool")):
+            raise ValueError(f"an activation takes real, integer or boolean numbers; got "
+                             f"dtype {z.dtype}")
+        z = xp.astype(z, default_float(_registry.backend_of(z)))
+    return z, xp
+
+
 def identity(z: Array, /, *, xp: Any = None) -> Array:
     """f(z) = z."""
-    return z
+    return _real(z, xp)[0]
 
 
 def identity_derivative(z: Array, /, *, xp: Any = None) -> Array:
     """f'(z) = 1."""
-    xp = namespace_of(z, xp=xp)
+    z, xp = _real(z, xp)
     return xp.ones_like(z)
 
 
 def step(z: Array, /, *, xp: Any = None) -> Array:
     """The perceptron's step: 1 where z > 0, else 0."""
-    xp = namespace_of(z, xp=xp)
+    z, xp = _real(z, xp)
     return xp.astype(z > 0, z.dtype)
 
 
 def step_derivative(z: Array, /, *, xp: Any = None) -> Array:
     """0 everywhere (taken as 0 at z = 0 too): no gradient to follow."""
-    xp = namespace_of(z, xp=xp)
+    z, xp = _real(z, xp)
     return xp.zeros_like(z)
 
 
 def sigmoid(z: Array, /, *, xp: Any = None) -> Array:
     """σ(z) = 1 / (1 + e^(−z)), computed without overflow for any z."""
-    xp = namespace_of(z, xp=xp)
+    z, xp = _real(z, xp)
     e = xp.exp(-xp.abs(z))  # in (0, 1]: never overflows
     r = 1.0 / (1.0 + e)
     return xp.where(z >= 0, r, e * r)
@@ -77,7 +99,7 @@ def sigmoid_derivative(z: Array, /, *, xp: Any = None) -> Array:
 
 def tanh(z: Array, /, *, xp: Any = None) -> Array:
     """tanh(z) = (e^z − e^(−z)) / (e^z + e^(−z))."""
-    xp = namespace_of(z, xp=xp)
+    z, xp = _real(z, xp)
     return xp.tanh(z)
 
 
@@ -89,25 +111,25 @@ def tanh_derivative(z: Array, /, *, xp: Any = None) -> Array:
 
 def relu(z: Array, /, *, xp: Any = None) -> Array:
     """ReLU(z) = max(0, z)."""
-    xp = namespace_of(z, xp=xp)
+    z, xp = _real(z, xp)
     return xp.maximum(z, 0.0)
 
 
 def relu_derivative(z: Array, /, *, xp: Any = None) -> Array:
     """1 where z > 0, else 0 (0 at the kink, as in PyTorch)."""
-    xp = namespace_of(z, xp=xp)
+    z, xp = _real(z, xp)
     return xp.astype(z > 0, z.dtype)
 
 
 def leaky_relu(z: Array, /, *, alpha: float = 0.01, xp: Any = None) -> Array:
     """max(αz, z) for 0 ≤ α ≤ 1; in general z where z > 0, else αz."""
-    xp = namespace_of(z, xp=xp)
+    z, xp = _real(z, xp)
     return xp.where(z > 0, z, alpha * z)
 
 
 def leaky_relu_derivative(z: Array, /, *, alpha: float = 0.01, xp: Any = None) -> Array:
     """1 where z > 0, else α."""
-    xp = namespace_of(z, xp=xp)
+    z, xp = _real(z, xp)
     return xp.where(z > 0, xp.ones_like(z), xp.full_like(z, alpha))
 
 
@@ -119,7 +141,7 @@ def _check_approximate(approximate: str) -> None:
 def gelu(z: Array, /, *, approximate: str = "none", xp: Any = None) -> Array:
     """GELU(z) = z Φ(z), Φ the standard normal CDF; ``approximate="tanh"`` for the tanh form."""
     _check_approximate(approximate)
-    xp = namespace_of(z, xp=xp)
+    z, xp = _real(z, xp)
     if approximate == "tanh":
         return 0.5 * z * (1.0 + xp.tanh(_GELU_C * (z + _GELU_K * z * z * z)))
     return 0.5 * z * (1.0 + _erf(z / _SQRT_2))
@@ -128,7 +150,7 @@ def gelu(z: Array, /, *, approximate: str = "none", xp: Any = None) -> Array:
 def gelu_derivative(z: Array, /, *, approximate: str = "none", xp: Any = None) -> Array:
     """GELU'(z) = Φ(z) + z φ(z) (or the derivative of the tanh form)."""
     _check_approximate(approximate)
-    xp = namespace_of(z, xp=xp)
+    z, xp = _real(z, xp)
     if approximate == "tanh":
         t = xp.tanh(_GELU_C * (z + _GELU_K * z * z * z))
         return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _GELU_C * (1.0 + 3 * _GELU_K * z * z)
@@ -139,14 +161,14 @@ def gelu_derivative(z: Array, /, *, approximate: str = "none", xp: Any = None) -
 
 def softmax(z: Array, /, *, axis: int = -1, xp: Any = None) -> Array:
     """softmax(z)_i = e^(z_i) / Σ_j e^(z_j) along ``axis``; shifted by max(z): no overflow."""
-    xp = namespace_of(z, xp=xp)
+    z, xp = _real(z, xp)
     e = xp.exp(z - xp.max(z, axis=axis, keepdims=True))
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
 def log_softmax(z: Array, /, *, axis: int = -1, xp: Any = None) -> Array:
     """log softmax(z) = z − max − log Σ e^(z − max): finite for any finite z."""
-    xp = namespace_of(z, xp=xp)
+    z, xp = _real(z, xp)
     shifted = z - xp.max(z, axis=axis, keepdims=True)
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
@@ -156,7 +178,7 @@ def softmax_derivative(z: Array, /, *, xp: Any = None) -> Array:
 
     Softmax couples its outputs, so unlike the others its derivative is a matrix per row.
     """
-    xp = namespace_of(z, xp=xp)
+    z, xp = _real(z, xp)
     s = softmax(z, xp=xp)
     k = z.shape[-1]
     eye = xp.eye(k, dtype=z.dtype, device=array_api_compat.device(z))

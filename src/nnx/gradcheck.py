@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import losses as _losses
+from .inputs import real_number
 from .sequential import Sequential
 
 Array = Any
@@ -23,6 +24,7 @@ def numerical_gradients(model: Sequential, x: Array, target: Array,
     Keys follow ``model.parameters()``. Parameters are perturbed through host copies
     (portable to immutable arrays such as JAX's) and restored afterwards.
     """
+    eps = real_number("numerical_gradients", "eps", eps, low=0.0, low_open=True)
     loss_fn = _losses.get(loss)
     backend = model.backend
     result: dict[str, Any] = {}
@@ -58,6 +60,9 @@ def gradcheck(model: Sequential, x: Array, target: Array,
     and ``target`` as :func:`numerical_gradients` takes them. Use float64
     models: in float64 a correct backward gives ~1e-7 or less.
     """
+    eps = real_number("gradcheck", "eps", eps, low=0.0, low_open=True)
+    if not hasattr(model, "layers"):
+        raise TypeError(f"gradcheck takes a Sequential (or MLP); got {type(model).__name__}")
     loss_fn = _losses.get(loss)
     _, dy = loss_fn(model.forward(x), target)
     model.backward(dy, input_grad=False)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .backend import Backend, resolve_backend
+from .inputs import positive_int, real_number, show
 
 __all__ = [
     "zeros", "normal", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal",
@@ -33,10 +34,34 @@ __all__ = [
 Shape = tuple[int, ...]
 
 
+def _shape(shape: Any) -> Shape:
+    """``shape`` as a tuple of ints ≥ 1 (a weight's), or a ValueError saying what came."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise ValueError(f"a weight shape is a tuple such as (out, in); got {show(shape)}") \
+            from None
+    for d in dims:
+        if positive_int("each dimension of the shape", d, "init") > _LARGEST:
+            raise ValueError(f"init: a dimension above {_LARGEST} cannot be allocated; got "
+                             f"{show(d)}")
+    return tuple(int(d) for d in dims)
+
+
+_LARGEST = 2**62
+
+
+def _dtype(dtype: Any) -> str:
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"init: dtype must be 'float32' or 'float64'; got {show(dtype)}")
+    return dtype
+
+
 def fans(shape: Shape) -> tuple[int, int]:
     """``(fan_in, fan_out)`` of a weight of shape ``(out, in)``."""
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"a weight shape is (out, in) with both ≥ 1; got {tuple(shape)}")
+    shape = _shape(shape)
+    if len(shape) != 2:
+        raise ValueError(f"a weight shape is (out, in) with both ≥ 1; got {shape}")
     fan_out, fan_in = shape
     return fan_in, fan_out
 
@@ -45,13 +70,15 @@ def zeros(shape: Shape, *, seed: Any = None, dtype: str = "float32",
           backend: str | Backend | None = None) -> Any:
     """All zeros (``seed`` is accepted for a uniform signature and ignored)."""
     b = resolve_backend(backend)
-    return b.xp.zeros(tuple(shape), dtype=getattr(b.xp, dtype), device=b.device)
+    return b.xp.zeros(_shape(shape), dtype=getattr(b.xp, _dtype(dtype)), device=b.device)
 
 
 def normal(shape: Shape, *, std: float = 0.01, seed: Any = None, dtype: str = "float32",
            backend: str | Backend | None = None) -> Any:
     """N(0, std²): the classic "small random numbers"."""
-    return resolve_backend(backend).normal(tuple(shape), std=std, seed=seed, dtype=dtype)
+    std = real_number("init.normal", "std", std, low=0.0)
+    return resolve_backend(backend).normal(_shape(shape), std=std, seed=seed,
+                                           dtype=_dtype(dtype))
 
 
 def xavier_uniform(shape: Shape, *, seed: Any = None, dtype: str = "float32",
@@ -59,7 +86,8 @@ def xavier_uniform(shape: Shape, *, seed: Any = None, dtype: str = "float32",
     """Glorot: U(−a, a) with a = √(6/(fan_in+fan_out)), so Var(w) = 2/(fan_in+fan_out)."""
     fan_in, fan_out = fans(shape)
     a = math.sqrt(6.0 / (fan_in + fan_out))
-    return resolve_backend(backend).uniform(tuple(shape), low=-a, high=a, seed=seed, dtype=dtype)
+    return resolve_backend(backend).uniform(tuple(shape), low=-a, high=a, seed=seed,
+                                            dtype=_dtype(dtype))
 
 
 def xavier_normal(shape: Shape, *, seed: Any = None, dtype: str = "float32",
@@ -67,7 +95,8 @@ def xavier_normal(shape: Shape, *, seed: Any = None, dtype: str = "float32",
     """Glorot: N(0, 2/(fan_in+fan_out)); for sigmoid and tanh."""
     fan_in, fan_out = fans(shape)
     std = math.sqrt(2.0 / (fan_in + fan_out))
-    return resolve_backend(backend).normal(tuple(shape), std=std, seed=seed, dtype=dtype)
+    return resolve_backend(backend).normal(tuple(shape), std=std, seed=seed,
+                                           dtype=_dtype(dtype))
 
 
 def he_uniform(shape: Shape, *, seed: Any = None, dtype: str = "float32",
@@ -75,7 +104,8 @@ def he_uniform(shape: Shape, *, seed: Any = None, dtype: str = "float32",
     """He: U(−a, a) with a = √(6/fan_in), so Var(w) = 2/fan_in."""
     fan_in, _ = fans(shape)
     a = math.sqrt(6.0 / fan_in)
-    return resolve_backend(backend).uniform(tuple(shape), low=-a, high=a, seed=seed, dtype=dtype)
+    return resolve_backend(backend).uniform(tuple(shape), low=-a, high=a, seed=seed,
+                                            dtype=_dtype(dtype))
 
 
 def he_normal(shape: Shape, *, seed: Any = None, dtype: str = "float32",
@@ -83,7 +113,8 @@ def he_normal(shape: Shape, *, seed: Any = None, dtype: str = "float32",
     """He: N(0, 2/fan_in); ReLU halves the variance, so twice Xavier's scale."""
     fan_in, _ = fans(shape)
     std = math.sqrt(2.0 / fan_in)
-    return resolve_backend(backend).normal(tuple(shape), std=std, seed=seed, dtype=dtype)
+    return resolve_backend(backend).normal(tuple(shape), std=std, seed=seed,
+                                           dtype=_dtype(dtype))
 
 
 INITIALIZERS: dict[str, Callable[..., Any]] = {

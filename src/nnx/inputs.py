@@ -1,20 +1,40 @@
-"""What ``fit`` and ``predict`` accept: arrays converted once to the model's backend and
-dtype, targets checked once against the loss.
+"""What the public entry points accept: numbers and arrays, checked once per call.
 
-Conversion goes through :func:`nnx.asarray`, so NumPy arrays, lists and other backends'
-arrays all work; strings, objects and complex numbers are refused with a message that
-says what to do. Class labels are validated here, once per ``fit``, never per step.
+``fit`` and ``predict`` convert their data once to the model's backend and dtype
+(:func:`nnx.asarray`, so NumPy arrays, lists and other backends' arrays all work);
+strings (numeric ones too), objects and complex numbers are refused with a message that
+says what to do, and ``fit`` refuses NaN and infinity in X and y before training. Class
+labels are validated here, once per ``fit``, never per step. :func:`real_number` and
+:func:`positive_int` check the scalar settings of optimizers, initializers and layers
+(booleans are not numbers there); :func:`layer_array` is what layers accept.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 from .backend import asarray
 
 Array = Any
 
-__all__ = ["ONE_HOT_LIMIT", "CLASSIFICATION", "positive_int", "convert", "prepare", "class_ids"]
+__all__ = ["ONE_HOT_LIMIT", "CLASSIFICATION", "show", "positive_int", "real_number",
+           "layer_array", "default_float", "convert", "prepare", "class_ids"]
+
+#: what ``xp.asarray`` raises for data it cannot make an array of numbers from.
+_CONVERSION_ERRORS = (TypeError, ValueError, OverflowError, RuntimeError)
+
+
+def show(value: Any) -> str:
+    """``repr(value)`` for a message, never huge: long integers and reprs are summarized."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    try:
+        text = repr(value)
+    except Exception:  # a repr that itself fails (or is too long for Python to make)
+        return f"a {type(value).__name__}"
+    return text if len(text) <= 80 else f"{text[:60]}... (a {type(value).__name__})"
 
 #: above this many elements the (n, k) one-hot matrix is built per minibatch instead.
 ONE_HOT_LIMIT = 1 << 24
@@ -24,26 +44,97 @@ CLASSIFICATION = ("binary_cross_entropy", "sigmoid_binary_cross_entropy",
                   "softmax_cross_entropy")
 
 
-def positive_int(name: str, value: Any) -> int:
+def positive_int(name: str, value: Any, owner: str = "fit") -> int:
     """``value`` if it is an int ≥ 1 (bools refused); ValueError naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"fit: {name} must be a positive integer; got {value!r}")
-    return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive integer; got {show(value)}")
+    return int(value)
+
+
+def real_number(owner: str, name: str, value: Any, *, low: float, low_open: bool = False,
+                high: float | None = None, high_open: bool = True) -> float:
+    """``value`` as a finite float in the interval given; ValueError naming ``owner`` and
+    ``name`` otherwise. Python and NumPy reals are accepted; booleans, strings, NaN,
+    infinities and integers too large for a float are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or type(value).__name__ == "bool_":
+        raise ValueError(f"{owner}: {name} must be a real number; got {show(value)}")
+    try:
+        x = float(value)
+    except (OverflowError, ValueError, TypeError):
+        x = math.inf
+    if math.isnan(x):
+        raise ValueError(f"{owner}: {name} must be a real number; got {show(value)}")
+    too_low = x <= low if low_open else x < low
+    too_high = high is not None and (x >= high if high_open else x > high)
+    if too_low or too_high or math.isinf(x):
+        lo = "(" if low_open else "["
+        hi = "∞)" if high is None else (f"{high})" if high_open else f"{high}]")
+        raise ValueError(f"{owner}: {name} must lie in {lo}{low}, {hi}; got {show(value)}")
+    return x
+
+
+def _refuse_text(what: str, x: Any) -> None:
+    kind = getattr(getattr(x, "dtype", None), "kind", None)
+    if kind in ("U", "S", "O") or isinstance(x, (str, bytes)):
+        dtype = getattr(x, "dtype", type(x).__name__)
+        raise ValueError(f"{what} must be numeric; got {dtype} data (strings, numeric ones "
+                         "too, and Python objects are not converted). Convert it to numbers "
+                         "first; map class names to integer ids")
+
+
+def layer_array(x: Any, backend: Any, dtype: Any, what: str) -> Array:
+    """``x`` as an array of ``backend`` in ``dtype`` (None: its own): arrays of the backend
+    and array-likes (lists, scalars) of real, integer or boolean numbers are cast; strings,
+    objects, complex numbers and arrays of another backend are refused with a ValueError."""
+    _refuse_text(what, x)
+    try:
+        given = x
+        x = backend.asarray(given, what=what)
+        if dtype is not None and x.dtype != dtype and not isinstance(given, backend.array_type) \
+                and backend.xp.isdtype(x.dtype, "real floating"):
+            x = backend.asarray(given, dtype=dtype, what=what)  # no detour through float32
+    except _CONVERSION_ERRORS as exc:
+        raise ValueError(f"{what} could not be made an array of numbers: "
+                         f"{str(exc)[:300]}") from None
+    if dtype is None or x.dtype != dtype:
+        _refuse_text(what, x)
+        if not backend.xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
+            raise ValueError(f"{what} must hold real, integer or boolean numbers; "
+                             f"got dtype {x.dtype}")
+        if dtype is not None:
+            x = backend.xp.astype(x, dtype)
+    return x
+
+
+def default_float(backend: Any) -> Any:
+    """The library's default real floating dtype (float64 on NumPy, float32 on PyTorch):
+    what integer and boolean arrays become where no other floating dtype is given."""
+    info = backend.xp.__array_namespace_info__()
+    return info.default_dtypes(device=backend.device)["real floating"]
 
 
 def convert(what: str, x: Any, backend: Any) -> Array:
-    """``x`` as an array of ``backend`` with a real (or integer, bool) dtype."""
-    if getattr(getattr(x, "dtype", None), "kind", None) in ("U", "S", "O"):
-        raise ValueError(f"fit: {what} must be numeric; got an array of dtype {x.dtype}. "
-                         "Map class names to integer ids first (nnx.sklearn.MLPClassifier "
-                         "does this for you)")
+    """``x`` as an array of ``backend`` with a real (or integer, bool) dtype (``fit`` and
+    ``predict``: the messages name the array, ``what``)."""
+    _refuse_text(what, x)
     try:
         arr = asarray(x, backend=backend)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"fit: {what} could not be made a {backend.name} array: {exc}") from None
+    except _CONVERSION_ERRORS as exc:
+        raise ValueError(f"{what} could not be made a {backend.name} array: "
+                         f"{str(exc)[:200]}") from None
+    _refuse_text(what, arr)
     if not backend.xp.isdtype(arr.dtype, ("real floating", "integral", "bool")):
-        raise ValueError(f"fit: {what} must be real numbers; got dtype {arr.dtype}")
+        raise ValueError(f"{what} must be real numbers; got dtype {arr.dtype}")
     return arr
+
+
+def _finite(what: str, x: Array, xp: Any) -> None:
+    """ValueError naming ``what`` when the floating array ``x`` holds NaN or infinity."""
+    if xp.isdtype(x.dtype, "real floating") and not bool(xp.all(xp.isfinite(x))):
+        raise ValueError(f"fit: {what} contains NaN or infinity (after the cast to {x.dtype}, "
+                         "values beyond its range become infinite); remove or impute them "
+                         "before training")
 
 
 def prepare(X: Any, y: Any, *, backend: Any, dtype: Any, n_in: int, n_out: int,
@@ -63,12 +154,14 @@ def prepare(X: Any, y: Any, *, backend: Any, dtype: Any, n_in: int, n_out: int,
         raise ValueError(f"fit: X{what} has no rows")
     if X.dtype != dtype:
         X = xp.astype(X, dtype)
+    _finite(f"X{what}", X, xp)
     y = convert(f"y{what}", y, backend)
     n = X.shape[0]
     if y.ndim == 0 or y.shape[0] != n:
         got = "a scalar" if y.ndim == 0 else f"{y.shape[0]} rows"
         raise ValueError(f"fit: X{what} has {n} rows but y{what} has {got}; "
                          "they must have one target per sample")
+    _finite(f"y{what}", y, xp)
     if loss_name is None:  # a user's callable: hand y over as given, on the backend
         return X, y, None
     if loss_name == "softmax_cross_entropy":
@@ -79,6 +172,7 @@ def prepare(X: Any, y: Any, *, backend: Any, dtype: Any, n_in: int, n_out: int,
         raise ValueError(f"fit: the model outputs ({n}, {k}) but y{what} has shape "
                          f"{tuple(y.shape)}")
     y = xp.astype(y, dtype) if y.dtype != dtype else y
+    _finite(f"y{what}", y, xp)
     if loss_name in CLASSIFICATION and bool(xp.any((y < 0) | (y > 1))):
         raise ValueError(f"fit: {loss_name} needs targets in [0, 1] (0/1 class labels or "
                          f"probabilities); y{what} has values from {float(xp.min(y))} to "
@@ -94,6 +188,7 @@ def _class_targets(y: Array, backend: Any, dtype: Any, k: int,
             raise ValueError(f"fit: softmax_cross_entropy needs class ids ({n},) or rows "
                              f"({n}, {k}); y{what} has shape {tuple(y.shape)}")
         y = xp.astype(y, dtype) if y.dtype != dtype else y
+        _finite(f"y{what}", y, xp)
         if bool(xp.any((y < 0) | (y > 1))):
             raise ValueError(f"fit: the rows of y{what} must be one-hot or probabilities "
                              "in [0, 1]")

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import init as _init
 from .backend import Backend, resolve_backend
+from .inputs import layer_array, positive_int, show
 
 Array = Any
 
@@ -48,7 +49,17 @@ class Layer:
         """How many scalars the layer learns."""
         return sum(_size(p) for p in self.parameters().values())
 
+    #: set by :meth:`release_cache`: a backward without a forward since then comes after
+    #: another backward (which consumed the cache), not before any forward.
+    _released = False
+
     def _no_cache(self) -> RuntimeError:
+        if self._released:
+            return RuntimeError(
+                f"{self!r}: backward() was called twice for one forward(): the first "
+                "backward consumed (released) what forward cached. Call forward() again "
+                "before each backward(), or pass retain_cache=True to Sequential.backward "
+                "to backpropagate more than once")
         return RuntimeError(
             f"{self!r}: backward() was called before forward(); run the forward pass "
             "first so the layer can cache what backpropagation needs"
@@ -76,8 +87,10 @@ class Dense(Layer):
         backend: where the parameters live; the active backend when None.
 
     Shapes: ``W`` (out, in), ``b`` (out,), input (n, in), output (n, out).
-    Inputs of another real dtype, integers and booleans are cast to ``dtype``;
-    arrays of another backend, 1-d inputs and complex inputs are refused.
+    Inputs of another real dtype, integers and booleans are cast to ``dtype`` (lists are
+    converted first); arrays of another backend, 1-d inputs, strings and complex inputs
+    are refused with a ``ValueError``. ``backward``'s dL/dZ is converted and cast the same
+    way. A batch of zero rows gives zero rows (and zero gradients).
     """
 
     param_names = ("W", "b")
@@ -85,11 +98,12 @@ class Dense(Layer):
     def __init__(self, in_features: int, out_features: int, *, init: Any = "he_normal",
                  bias: bool = True, dtype: str = "float32", seed: Any = None,
                  backend: str | Backend | None = None) -> None:
-        for what, n in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ValueError(f"Dense: {what} must be a positive int; got {n!r}")
+        in_features = positive_int("in_features", in_features, "Dense")
+        out_features = positive_int("out_features", out_features, "Dense")
         if dtype not in ("float32", "float64"):
             raise ValueError(f"Dense: dtype must be 'float32' or 'float64'; got {dtype!r}")
+        if not isinstance(bias, bool):
+            raise ValueError(f"Dense: bias must be True or False; got {bias!r}")
         self.in_features = in_features
         self.out_features = out_features
         self.backend = resolve_backend(backend)
@@ -98,9 +112,9 @@ class Dense(Layer):
         self._dtype = getattr(self._xp, dtype)
         self._array_type = self.backend.array_type
         self.init = init
-        self._W = _init.get(init)((out_features, in_features), seed=seed, dtype=dtype,
-                                  backend=self.backend)
+        self._W = self._initial_weights(init, seed)
         self._b = _init.zeros((out_features,), dtype=dtype, backend=self.backend) if bias else None
+        self._dt = self._W.dtype    # the dtype object arrays carry: the cheapest comparison
         self._ops = self.backend.ops
         self.dW: Array | None = None
         self.db: Array | None = None
@@ -115,6 +129,21 @@ class Dense(Layer):
     def __repr__(self) -> str:
         return (f"Dense({self.in_features}, {self.out_features}, bias={self._b is not None}, "
                 f"dtype={self.dtype!r}, backend={self.backend.name!r})")
+
+    def _initial_weights(self, init: Any, seed: Any) -> Array:
+        """W drawn by ``init``, checked: a custom callable must return real finite numbers
+        of shape (out, in) (cast to the layer's dtype)."""
+        shape = (self.out_features, self.in_features)
+        W = _init.get(init)(shape, seed=seed, dtype=self.dtype, backend=self.backend)
+        if isinstance(init, str) or any(init is f for f in _init.INITIALIZERS.values()):
+            return W
+        W = layer_array(W, self.backend, self._dtype, f"Dense: what init={show(init)} returned")
+        if tuple(W.shape) != shape:
+            raise ValueError(f"Dense: init={show(init)} returned shape {tuple(W.shape)}; a weight "
+                             f"of this layer has shape (out, in) = {shape}")
+        if not bool(self._xp.all(self._xp.isfinite(W))):
+            raise ValueError(f"Dense: init={show(init)} returned NaN or infinite weights")
+        return W
 
     # -- parameters ------------------------------------------------------------------
     @property
@@ -177,17 +206,12 @@ class Dense(Layer):
 
     # -- forward and backward ----------------------------------------------------------
     def _check_input(self, x: Array) -> Array:
-        if not isinstance(x, self._array_type):
-            x = self.backend.asarray(x, what=f"the input of {self!r}")
+        if not isinstance(x, self._array_type) or x.dtype != self._dt:
+            x = layer_array(x, self.backend, self._dtype, f"the input of {self!r}")
         if x.ndim != 2 or x.shape[1] != self.in_features:
             hint = " (a single sample needs shape (1, n): reshape it)" if x.ndim == 1 else ""
             raise ValueError(f"{self!r} expects input of shape (n, {self.in_features}); "
                              f"got {tuple(x.shape)}{hint}")
-        if x.dtype != self._dtype:
-            xp = self._xp
-            if not xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
-                raise ValueError(f"{self!r} takes real, integer or boolean inputs; got {x.dtype}")
-            x = xp.astype(x, self._dtype)
         return x
 
     def forward(self, x: Array) -> Array:
@@ -210,6 +234,8 @@ class Dense(Layer):
         x = self._x
         if x is None:
             raise self._no_cache()
+        if not isinstance(dy, self._array_type) or dy.dtype != self._dt:
+            dy = layer_array(dy, self.backend, self._dtype, f"dL/dZ given to {self!r}.backward")
         if dy.shape != (x.shape[0], self.out_features):
             raise ValueError(f"{self!r}.backward expects dL/dZ of shape "
                              f"{(x.shape[0], self.out_features)}; got {tuple(dy.shape)}")
@@ -230,3 +256,4 @@ class Dense(Layer):
 
     def release_cache(self) -> None:
         self._x = None
+        self._released = True

@@ -8,19 +8,31 @@ as long as a whole step of a tiny network. All are
 numerically stable: finite values and gradients for float32 logits of ±1e4 and for
 probabilities of exactly 0 and 1.
 
+Inputs are checked once per call, cheaply when prediction and target already agree:
+both are brought to one real floating dtype — the promoted one of two floating dtypes,
+else the floating one's, else the library's default (float64 on NumPy, float32 on
+PyTorch), so an integer prediction is never rounded — and loss and gradient come in
+that dtype. Empty inputs, mismatched shapes, strings and complex numbers raise
+``ValueError`` (a prediction that is not an array, ``TypeError``), and so do
+probabilities outside [0, 1] (or NaN) for :func:`binary_cross_entropy`, as in PyTorch.
+
 ``LOSSES`` maps each name to its function.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import array_api_compat
 
+from . import backends as _registry
 from ._namespace import namespace_of, ops_of
+from .inputs import default_float, layer_array
 
 Array = Any
+backend_of = _registry.backend_of
 
 __all__ = ["mse", "binary_cross_entropy", "sigmoid_binary_cross_entropy",
            "softmax_cross_entropy", "LOSSES", "get"]
@@ -31,29 +43,69 @@ LOG_CLAMP = -100.0
 BCE_EPS = 1e-12
 
 
-def _float_target(pred: Array, target: Array, xp: Any, name: str) -> Array:
-    """``target`` as pred's dtype and shape; a (n,) target for (n, 1) predictions is reshaped."""
-    if type(target) is type(pred) and target.dtype == pred.dtype and target.shape == pred.shape:
-        return target  # already right: skip the checks (they cost more than a tiny step)
+#: dtypes already seen to be real floating: a hit (by identity, first) skips the checks,
+#: which cost more than the loss of a tiny network.
+_FLOATING: tuple[Any, ...] = ()
+#: array types already seen (so that ``.dtype`` exists).
+_TYPES: tuple[type, ...] = ()
+
+
+def _ready(pred: Array, target: Array) -> bool:
+    """True when nothing needs checking: one array type, one real floating dtype, one
+    shape, not empty."""
+    return (type(target) is type(pred) and type(pred) in _TYPES and pred.dtype in _FLOATING
+            and target.dtype == pred.dtype and target.shape == pred.shape
+            and 0 not in pred.shape)
+
+
+def _common(pred: Array, target: Array, xp: Any, name: str) -> tuple[Array, Array]:
+    """``(pred, target)`` in one real floating dtype and pred's shape (a (n,) target for
+    (n, 1) predictions is reshaped); ValueError/TypeError for anything else.
+
+    The dtype is the promoted one of the two floating dtypes, else the floating one's,
+    else the library's default floating dtype (float64 on NumPy, float32 on PyTorch):
+    an integer prediction against an integer target is computed in floating point.
+    """
+    global _FLOATING, _TYPES
+    if not array_api_compat.is_array_api_obj(pred):
+        raise TypeError(f"{name}: the prediction must be an array (of any backend); got "
+                        f"{type(pred).__name__}")
+    xp = namespace_of(pred, xp=xp)
     target = _same_backend(pred, target, xp, name)
-    if not xp.isdtype(target.dtype, ("real floating", "integral", "bool")):
-        raise ValueError(f"{name}: target must be real, integer or boolean; got {target.dtype}")
-    if target.dtype != pred.dtype:
-        target = xp.astype(target, pred.dtype)
+    for what, a in (("prediction", pred), ("target", target)):
+        if not xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
+            raise ValueError(f"{name}: the {what} must hold real, integer or boolean "
+                             f"numbers; got dtype {a.dtype}")
+    p_float, t_float = (xp.isdtype(a.dtype, "real floating") for a in (pred, target))
+    if p_float and t_float:
+        dtype = xp.result_type(pred.dtype, target.dtype)
+    elif p_float or t_float:
+        dtype = pred.dtype if p_float else target.dtype
+    else:
+        dtype = default_float(backend_of(pred))
+    pred = pred if pred.dtype == dtype else xp.astype(pred, dtype)
+    target = target if target.dtype == dtype else xp.astype(target, dtype)
     if tuple(target.shape) != tuple(pred.shape):
         if pred.ndim == 2 and pred.shape[1] == 1 and tuple(target.shape) == (pred.shape[0],):
             target = xp.reshape(target, (pred.shape[0], 1))
         else:
             raise ValueError(f"{name}: prediction has shape {tuple(pred.shape)} but target has "
                              f"shape {tuple(target.shape)}; they must match")
-    return target
+    if 0 in tuple(pred.shape):
+        raise ValueError(f"{name}: the prediction is empty (shape {tuple(pred.shape)}); a mean "
+                         "over no elements is undefined")
+    if dtype not in _FLOATING and len(_FLOATING) < 16:
+        _FLOATING = (*_FLOATING, dtype)
+    if type(pred) not in _TYPES and len(_TYPES) < 16:
+        _TYPES = (*_TYPES, type(pred))
+    return pred, target
 
 
 def _same_backend(pred: Array, target: Array, xp: Any, name: str) -> Array:
     if isinstance(target, type(pred)):
         return target
     namespace_of(pred, target)  # raises a clear error when two libraries are mixed
-    return xp.asarray(target)
+    return layer_array(target, backend_of(pred), None, f"{name}: the target")
 
 
 def _size(x: Array) -> int:
@@ -70,8 +122,8 @@ def mse(pred: Array, target: Array, *, xp: Any = None) -> tuple[Array, Array]:
 
     The gradient is 2(pred − target)/N. ``target`` may be (n,) for predictions (n, 1).
     """
-    xp = namespace_of(pred, xp=xp)
-    target = _float_target(pred, target, xp, "mse")
+    if not _ready(pred, target):
+        pred, target = _common(pred, target, xp, "mse")
     diff = pred - target
     n = _size(diff)
     return ops_of(diff).sum(diff * diff) / n, diff * (2.0 / n)
@@ -83,19 +135,30 @@ def binary_cross_entropy(prob: Array, target: Array, *, xp: Any = None) -> tuple
     Shapes: ``prob`` (n, out), ``target`` (n, out) or (n,) for out = 1; ``grad`` as ``prob``.
 
     As in PyTorch, each log is clamped at −100 so p = 0 or 1 gives a finite loss, and
-    the gradient (p − y) / (p(1 − p)) / N has its denominator clamped at 1e-12.
+    the gradient (p − y) / (p(1 − p)) / N has its denominator clamped at 1e-12 (in
+    float16, where 1e-12 is 0, at its smallest normal number, 6.1e-5).
     Prefer :func:`sigmoid_binary_cross_entropy` on logits: it never saturates.
     """
+    if not _ready(prob, target):
+        prob, target = _common(prob, target, xp, "binary_cross_entropy")
     xp = namespace_of(prob, xp=xp)
-    y = _float_target(prob, target, xp, "binary_cross_entropy")
-    # log of the smallest subnormal is below −100, so clamping the argument first keeps
-    # log(0) = −inf (and its warning) out while leaving torch's −100 clamp exact.
+    y = target
+    if not bool(xp.all((prob >= 0.0) & (prob <= 1.0))):     # also refuses NaN, as torch does
+        raise ValueError("binary_cross_entropy: probabilities must lie in [0, 1]; got values "
+                         f"from {float(xp.min(prob))} to {float(xp.max(prob))} (for raw scores "
+                         "use sigmoid_binary_cross_entropy)")
+    # log of the smallest subnormal is below −100 in float32 and float64, so clamping the
+    # argument first keeps log(0) = −inf (and its warning) out while leaving torch's −100
+    # clamp exact. In float16 it is −16.6: there 0 maps to −100 explicitly.
     finfo = xp.finfo(prob.dtype)
     tiny = finfo.smallest_normal * finfo.eps
     log_p = xp.clip(xp.log(xp.clip(prob, min=tiny)), min=LOG_CLAMP)
     log_1mp = xp.clip(xp.log(xp.clip(1.0 - prob, min=tiny)), min=LOG_CLAMP)
+    if math.log(float(tiny)) > LOG_CLAMP:
+        log_p = xp.where(prob > 0.0, log_p, LOG_CLAMP)
+        log_1mp = xp.where(prob < 1.0, log_1mp, LOG_CLAMP)
     loss = -ops_of(prob).sum(y * log_p + (1.0 - y) * log_1mp) / _size(prob)
-    denom = xp.clip(prob * (1.0 - prob), min=BCE_EPS)
+    denom = xp.clip(prob * (1.0 - prob), min=max(BCE_EPS, finfo.smallest_normal))  # float16
     return loss, (prob - y) / denom / _size(prob)
 
 
@@ -108,10 +171,10 @@ def sigmoid_binary_cross_entropy(logits: Array, target: Array, *,
     Stable for any logits; grad = (σ(z) − y)/N. Matches
     ``torch.nn.functional.binary_cross_entropy_with_logits``.
     """
-    if type(target) is not type(logits) or target.dtype != logits.dtype \
-            or target.shape != logits.shape:         # (the checks cost more than a tiny loss)
-        xp = namespace_of(logits, xp=xp)
-        target = _float_target(logits, target, xp, "sigmoid_binary_cross_entropy")
+    if not (type(target) is type(logits) and type(logits) in _TYPES     # as _ready, inline:
+            and logits.dtype in _FLOATING and target.dtype == logits.dtype  # the checks cost
+            and target.shape == logits.shape and 0 not in logits.shape):    # more than the loss
+        logits, target = _common(logits, target, xp, "sigmoid_binary_cross_entropy")
     return ops_of(logits).sigmoid_bce(logits, target)   # the formula: nnx.backends.Ops
 
 
@@ -127,14 +190,23 @@ def softmax_cross_entropy(logits: Array, labels: Array, *,
         ``(loss, grad)`` with grad = (softmax(logits) − Y) / n, Y the one-hot rows.
         Matches ``torch.nn.functional.cross_entropy``.
     """
+    if not array_api_compat.is_array_api_obj(logits):
+        raise TypeError("softmax_cross_entropy: the logits must be an array (of any backend); "
+                        f"got {type(logits).__name__}")
     xp = namespace_of(logits, xp=xp)
-    if logits.ndim != 2:
-        raise ValueError(f"softmax_cross_entropy: logits must be (n, k); got {tuple(logits.shape)}")
+    if logits.ndim != 2 or 0 in tuple(logits.shape):
+        raise ValueError("softmax_cross_entropy: logits must be (n, k) with n, k ≥ 1; got "
+                         f"{tuple(logits.shape)}")
+    if logits.dtype not in _FLOATING:
+        logits = _common(logits, logits, xp, "softmax_cross_entropy")[0]
     n, k = logits.shape
     labels = _same_backend(logits, labels, xp, "softmax_cross_entropy")
     if labels.ndim == 1:
         labels = class_ids_to_one_hot(labels, k, dtype=logits.dtype, xp=xp)
     elif tuple(labels.shape) == (n, k):
+        if not xp.isdtype(labels.dtype, ("real floating", "integral", "bool")):
+            raise ValueError("softmax_cross_entropy: label rows must hold real numbers; got "
+                             f"dtype {labels.dtype}")
         labels = xp.astype(labels, logits.dtype) if labels.dtype != logits.dtype else labels
     else:
         raise ValueError(f"softmax_cross_entropy: labels must be class ids ({n},) or rows "
@@ -149,7 +221,8 @@ def softmax_cross_entropy(logits: Array, labels: Array, *,
 def class_ids_to_one_hot(labels: Array, k: int, *, dtype: Any, xp: Any) -> Array:
     """(n,) integer ids in [0, k) → (n, k) one-hot rows; ``ValueError`` for anything else."""
     if not xp.isdtype(labels.dtype, "integral"):
-        if xp.isdtype(labels.dtype, "real floating") and bool(xp.all(labels == xp.round(labels))):
+        if xp.isdtype(labels.dtype, "real floating") and bool(
+                xp.all(xp.isfinite(labels) & (labels == xp.round(labels)))):
             labels = xp.astype(labels, xp.int64)
         else:
             raise ValueError(f"class labels must be integers in [0, {k}); got dtype {labels.dtype}")

@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from .inputs import real_number
 from .optimizer import Optimizer, _FlatState, _LayerState
 
 Array = Any
@@ -30,16 +31,8 @@ __all__ = ["Optimizer", "SGD", "Adam", "OPTIMIZERS", "get"]
 
 def _check(name: str, value: float, *, low: float, low_open: bool = False,
            high: float | None = None, high_open: bool = True, owner: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ValueError(f"{owner}: {name} must be a real number; got {value!r}")
-    value = float(value)
-    too_low = value <= low if low_open else value < low
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high or math.isinf(value):
-        lo = "(" if low_open else "["
-        hi = "∞)" if high is None else (f"{high})" if high_open else f"{high}]")
-        raise ValueError(f"{owner}: {name} must lie in {lo}{low}, {hi}; got {value!r}")
-    return value
+    return real_number(owner, name, value, low=low, low_open=low_open, high=high,
+                       high_open=high_open)
 
 
 class SGD(Optimizer):

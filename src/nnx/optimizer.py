@@ -39,11 +39,16 @@ class Optimizer:
         ``model.backward``; a parameter whose gradient is None is left alone.
         """
         flat = getattr(model, "flat", None)
-        if flat is not None and flat.ready() and self._step_flat(flat):
-            return
+        if flat is not None:
+            try:
+                ready = flat.ready
+            except AttributeError:                 # a NumPy scalar has a .flat of its own
+                ready = bool
+            if ready() and self._step_flat(flat):
+                return
         layers = getattr(model, "dense_layers", None)
         if layers is None:
-            layers = [model] if hasattr(model, "param_names") else list(model)
+            layers = [model] if hasattr(model, "param_names") else _layers_of(model)
         state = self._state
         for layer in layers:
             st = state.get(layer)
@@ -130,6 +135,15 @@ class Optimizer:
 
     def _update_flat(self, group: Any, state: _FlatState) -> None:  # pragma: no cover
         raise NotImplementedError
+
+
+def _layers_of(model: Any) -> list[Any]:
+    """``model`` as a list of layers, or a TypeError saying what ``step`` takes."""
+    layers = list(model) if isinstance(model, (list, tuple)) else None
+    if layers is None or not all(hasattr(layer, "param_names") for layer in layers):
+        raise TypeError(f"Optimizer.step takes a model (nnx.Sequential), a layer or a list of "
+                        f"layers; got {type(model).__name__}")
+    return layers
 
 
 class _LayerState:

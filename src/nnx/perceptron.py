@@ -26,6 +26,7 @@ from typing import Any
 
 from . import backends as _registry
 from .backend import Backend, resolve_backend
+from .inputs import layer_array, positive_int, real_number
 
 Array = Any
 
@@ -67,10 +68,8 @@ class Perceptron:
 
     def __init__(self, n_features: int, lr: float = 1.0, seed: Any = None, *,
                  dtype: str = "float32", backend: str | Backend | None = None) -> None:
-        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-            raise ValueError(f"Perceptron: n_features must be a positive int; got {n_features!r}")
-        if not lr > 0:
-            raise ValueError(f"Perceptron: lr must be > 0; got {lr!r}")
+        n_features = positive_int("n_features", n_features, "Perceptron")
+        lr = real_number("Perceptron", "lr", lr, low=0.0, low_open=True)
         if dtype not in ("float32", "float64"):
             raise ValueError(f"Perceptron: dtype must be 'float32' or 'float64'; got {dtype!r}")
         self.n_features = n_features
@@ -114,14 +113,18 @@ class Perceptron:
 
     # -- input checks ----------------------------------------------------------------
     def _inputs(self, X: Array) -> Array:
-        xp = self._xp
-        X = self.backend.asarray(X, what="X")
+        X = layer_array(X, self.backend, self._dtype, f"X given to {self!r}")
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"{self!r} expects X of shape (n, {self.n_features}); "
                              f"got {tuple(X.shape)}")
-        if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
-            raise ValueError(f"{self!r} takes real, integer or boolean inputs; got {X.dtype}")
-        return xp.astype(X, self._dtype) if X.dtype != self._dtype else X
+        return X
+
+    def _finite_inputs(self, X: Array) -> Array:
+        X = self._inputs(X)
+        if not bool(self._xp.all(self._xp.isfinite(X))):
+            raise ValueError(f"Perceptron.fit: X contains NaN or infinity (in {self.dtype}); "
+                             "remove or impute them before training")
+        return X
 
     def _labels(self, y: Array, n: int) -> list[float]:
         xp = self._xp
@@ -151,11 +154,9 @@ class Perceptron:
         Returns:
             A :class:`PerceptronResult`; non-convergence is reported, not raised.
         """
-        if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
-            raise ValueError("Perceptron.fit: max_epochs must be a positive int; "
-                             f"got {max_epochs!r}")
+        max_epochs = positive_int("max_epochs", max_epochs, "Perceptron.fit")
         xp = self._xp
-        X = self._inputs(X)
+        X = self._finite_inputs(X)
         n = X.shape[0]
         if n == 0:
             raise ValueError("Perceptron.fit: X has no rows")

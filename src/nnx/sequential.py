@@ -107,6 +107,8 @@ class Sequential(Layer):
             layer = layers[i]
             if mine and release and isinstance(layer, ActivationLayer):
                 out = layer.backward(dy, input_grad=input_grad or i > 0, overwrite_dy=True)
+            elif isinstance(layer, Sequential):   # a nested network releases as this one does
+                out = layer.backward(dy, input_grad=input_grad or i > 0, retain_cache=True)
             else:
                 out = layer.backward(dy, input_grad=input_grad or i > 0)
             if release:
@@ -115,6 +117,10 @@ class Sequential(Layer):
                 mine = isinstance(layer, (Dense, ActivationLayer))
             dy = out
         return dy
+
+    def release_cache(self) -> None:
+        for layer in self.layers:
+            layer.release_cache()
 
     def fit(self, X: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int,
             batch_size: int | None = None, shuffle: bool = True, seed: Any = None,

@@ -11,11 +11,18 @@ with its text ("The 'alpha' parameter of MLPClassifier must be a float in the ra
 
 from __future__ import annotations
 
+import numbers
+
 from sklearn import neural_network as _sk
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import StrOptions
 
+from ..inputs import show
+
 __all__ = ["MLPParams", "ACTIVATIONS", "CONSTRAINTS", "REGRESSOR_CONSTRAINTS", "NON_FINITE"]
+
+#: the widest hidden layer accepted (a wider one could never be allocated).
+MAX_WIDTH = 2**31 - 1
 
 #: scikit-learn's error when training ends with non-finite weights
 NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain "
@@ -100,6 +107,14 @@ class MLPParams(BaseEstimator):
         """``hidden_layer_sizes`` as a list of ints, checked as scikit-learn's ``_fit`` does."""
         sizes = self.hidden_layer_sizes
         sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
-        if any(s <= 0 for s in sizes):
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+        for s in sizes:   # scikit-learn's own fit raises a TypeError for these too
+            if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+                raise TypeError("hidden_layer_sizes must hold integers (the widths of the "
+                                f"hidden layers); got {type(s).__name__} {show(s)}")
+        if any(s <= 0 for s in sizes):   # scikit-learn's words (huge integers summarized)
+            shown = sizes if all(abs(s) < 2**64 for s in sizes) else [show(s) for s in sizes]
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {shown}.")
+        if any(s > MAX_WIDTH for s in sizes):
+            raise ValueError(f"hidden_layer_sizes: a width above {MAX_WIDTH} cannot be "
+                             f"allocated; got {[show(s) for s in sizes]}")
         return [int(s) for s in sizes]
