@@ -43,9 +43,10 @@ LOG_CLAMP = -100.0
 BCE_EPS = 1e-12
 
 
-#: dtypes already seen to be real floating: a hit (by identity, first) skips the checks,
-#: which cost more than the loss of a tiny network.
-_FLOATING: tuple[Any, ...] = ()
+#: dtypes already seen to be real floating, keyed by identity (``==`` across libraries
+#: warns on array-api-strict): a hit skips the checks, which cost more than the loss of a
+#: tiny network. The values keep the dtypes alive, so their ids are never reused.
+_FLOATING: dict[int, Any] = {}
 #: array types already seen (so that ``.dtype`` exists).
 _TYPES: tuple[type, ...] = ()
 
@@ -53,7 +54,7 @@ _TYPES: tuple[type, ...] = ()
 def _ready(pred: Array, target: Array) -> bool:
     """True when nothing needs checking: one array type, one real floating dtype, one
     shape, not empty."""
-    return (type(target) is type(pred) and type(pred) in _TYPES and pred.dtype in _FLOATING
+    return (type(target) is type(pred) and type(pred) in _TYPES and id(pred.dtype) in _FLOATING
             and target.dtype == pred.dtype and target.shape == pred.shape
             and 0 not in pred.shape)
 
@@ -94,8 +95,8 @@ def _common(pred: Array, target: Array, xp: Any, name: str) -> tuple[Array, Arra
     if 0 in tuple(pred.shape):
         raise ValueError(f"{name}: the prediction is empty (shape {tuple(pred.shape)}); a mean "
                          "over no elements is undefined")
-    if dtype not in _FLOATING and len(_FLOATING) < 16:
-        _FLOATING = (*_FLOATING, dtype)
+    if id(dtype) not in _FLOATING and len(_FLOATING) < 16:
+        _FLOATING[id(dtype)] = dtype
     if type(pred) not in _TYPES and len(_TYPES) < 16:
         _TYPES = (*_TYPES, type(pred))
     return pred, target
@@ -172,7 +173,7 @@ def sigmoid_binary_cross_entropy(logits: Array, target: Array, *,
     ``torch.nn.functional.binary_cross_entropy_with_logits``.
     """
     if not (type(target) is type(logits) and type(logits) in _TYPES     # as _ready, inline:
-            and logits.dtype in _FLOATING and target.dtype == logits.dtype  # the checks cost
+            and id(logits.dtype) in _FLOATING and target.dtype == logits.dtype  # the checks cost
             and target.shape == logits.shape and 0 not in logits.shape):    # more than the loss
         logits, target = _common(logits, target, xp, "sigmoid_binary_cross_entropy")
     return ops_of(logits).sigmoid_bce(logits, target)   # the formula: nnx.backends.Ops
@@ -197,7 +198,7 @@ def softmax_cross_entropy(logits: Array, labels: Array, *,
     if logits.ndim != 2 or 0 in tuple(logits.shape):
         raise ValueError("softmax_cross_entropy: logits must be (n, k) with n, k ≥ 1; got "
                          f"{tuple(logits.shape)}")
-    if logits.dtype not in _FLOATING:
+    if id(logits.dtype) not in _FLOATING:
         logits = _common(logits, logits, xp, "softmax_cross_entropy")[0]
     n, k = logits.shape
     labels = _same_backend(logits, labels, xp, "softmax_cross_entropy")

@@ -20,6 +20,17 @@ Array = Any
 __all__ = ["Sequential", "MLP", "default_init"]
 
 
+def _dense_in(layers: Sequence[Layer]) -> list[Dense]:
+    """The Dense layers of ``layers`` in order, looking inside nested Sequentials."""
+    found: list[Dense] = []
+    for layer in layers:
+        if isinstance(layer, Dense):
+            found.append(layer)
+        elif isinstance(layer, Sequential):
+            found.extend(layer.dense_layers)
+    return found
+
+
 class Sequential(Layer):
     """Layers applied in order: a⁽ˡ⁾ = layerₗ(a⁽ˡ⁻¹⁾), a⁽⁰⁾ = x.
 
@@ -33,7 +44,7 @@ class Sequential(Layer):
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: item {i} is {layer!r}, not an nnx Layer")
-        dense = [layer for layer in layers if isinstance(layer, Dense)]
+        dense = _dense_in(layers)
         for a, b in zip(dense, dense[1:]):
             if a.out_features != b.in_features:
                 raise ValueError(f"Sequential: {a!r} produces {a.out_features} features but "
@@ -44,8 +55,12 @@ class Sequential(Layer):
                              f"({', '.join(sorted(names))}); build them under one backend")
         self.layers: list[Layer] = list(layers)
         #: the parameters and gradients in one buffer per dtype (None on backends that keep
-        #: one array per parameter): :mod:`nnx.flat`.
+        #: one array per parameter): :mod:`nnx.flat`. A nested network's layers move into
+        #: this network's buffer; trained on its own, it then takes the per-array path.
         self.flat: FlatParameters | None = flatten(dense)
+        for layer in layers:
+            if isinstance(layer, Sequential):
+                layer.flat = None
 
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)
@@ -59,8 +74,8 @@ class Sequential(Layer):
 
     @property
     def dense_layers(self) -> list[Dense]:
-        """The layers with trainable parameters, in order."""
-        return [layer for layer in self.layers if isinstance(layer, Dense)]
+        """The layers with trainable parameters, in order (nested networks' included)."""
+        return _dense_in(self.layers)
 
     @property
     def backend(self) -> Backend:
