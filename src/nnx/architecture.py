@@ -39,7 +39,7 @@ __all__ = ["describe", "check", "expected_tensors", "build", "DTYPE_CODE", "MAX_
            "MAX_LAYERS", "MAX_WIDTH"]
 
 MAX_DEPTH = 32                   # nested Sequentials
-MAX_LAYERS = 10_000              # layers in all (Dense, activations, nested Sequentials)
+MAX_LAYERS = 10_000              # layers in all: Dense, activations, nested Sequentials
 MAX_WIDTH = 2**31 - 1            # in_features, out_features, n_features
 DTYPE_CODE = {"float32": "F32", "float64": "F64"}
 _SIMPLE = {cls.__name__: cls for cls in (Identity, Step, Sigmoid, Tanh, ReLU, Softmax)}
@@ -104,7 +104,7 @@ def check(d: Any, depth: int = 0, budget: list[int] | None = None) -> None:
 
     need(isinstance(d, dict) and isinstance(d.get("type"), str), "expected an object with a 'type'")
     need(depth <= MAX_DEPTH, f"nested more than {MAX_DEPTH} deep")
-    budget[0] -= 1
+    budget[0] -= depth > 0   # the model itself is not one of its layers
     need(budget[0] >= 0, f"more than {MAX_LAYERS} layers (the most a model file holds)")
     kind, keys = d["type"], set(d) - {"type"}
     if kind == "Perceptron":

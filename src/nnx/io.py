@@ -59,7 +59,7 @@ class CheckpointError(ValueError):
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
         self.path = os.fspath(path)
         self.problem = problem
-        super().__init__(f"cannot load {self.path!r}: {problem}")
+        super().__init__(f"cannot load {self.path!r}: {_container.cut(problem, 1000)}")
 
 
 # -- the checksum ----------------------------------------------------------------------------
@@ -105,22 +105,22 @@ def save(model: Model, path: str | os.PathLike) -> None:
 
 # -- loading -----------------------------------------------------------------------------------
 def _listing(names: list[str]) -> str:
-    shown = ", ".join(_container.short(n, 40) for n in names[:4])
-    return f"[{shown}{f', ... ({len(names)} in all)' if len(names) > 4 else ''}]"
+    shown = ", ".join(_container.short(n, 30) for n in names[:3])
+    return f"[{shown}{f', ... ({len(names)} in all)' if len(names) > 3 else ''}]"
 
 
 def _spec(spec: tuple[str, tuple[int, ...]]) -> str:
     code, shape = spec
-    return _container.cut(f"{code}{list(shape)}", 60)
+    return _container.cut(f"{_container.cut(code, 10)}{list(shape)}", 40)
 
 
 def _mismatch(found: dict[str, Any], expected: dict[str, Any]) -> str:
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
-    wrong = [f"{_container.short(k, 40)}: {_spec(found[k])} instead of {_spec(expected[k])}"
+    wrong = [f"{_container.short(k, 30)}: {_spec(found[k])} instead of {_spec(expected[k])}"
              for k in sorted(set(found) & set(expected)) if found[k] != expected[k]]
     parts = ([f"missing tensors {_listing(missing)}"] if missing else []) + (
-        [f"unexpected tensors {_listing(extra)}"] if extra else []) + wrong[:4]
+        [f"unexpected tensors {_listing(extra)}"] if extra else []) + wrong[:2]
     return "the tensors do not match the architecture: " + "; ".join(parts)
 
 
@@ -140,14 +140,7 @@ def _architecture_of(metadata: dict[str, str], tensors: _container.Tensors) -> d
     if metadata.get("nnx.format_version") != FORMAT_VERSION:
         raise ValueError(f"format version {_container.short(metadata.get('nnx.format_version'))}"
                          f"; this nnx reads version {FORMAT_VERSION}")
-    try:
-        arch = json.loads(metadata.get("nnx.architecture", ""))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"nnx.architecture is not valid JSON ({exc.msg} at {exc.pos})") from None
-    except RecursionError:
-        raise ValueError("nnx.architecture is nested too deeply") from None
-    except ValueError:   # an integer of more than 4300 digits
-        raise ValueError("nnx.architecture holds an integer too long to read") from None
+    arch = _container.loads(metadata.get("nnx.architecture", ""), "nnx.architecture")
     _architecture.check(arch)
     if arch["type"] not in ("Sequential", "MLP", "Perceptron"):
         raise ValueError(f"architecture: a file holds a model, not a lone {arch['type']}")

@@ -27,7 +27,7 @@ import struct
 import tempfile
 from typing import Any
 
-__all__ = ["pack", "read", "write_atomically", "MAX_HEADER", "cut", "short"]
+__all__ = ["pack", "read", "write_atomically", "loads", "MAX_HEADER", "cut", "short"]
 
 MAX_HEADER = 16 * 1024 * 1024   # bytes of JSON header; a model at the layer cap needs ~4 MB
 
@@ -146,27 +146,27 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _DuplicateKey(f"the header holds the key {short(key)} twice")
+            raise _DuplicateKey(f"holds the key {short(key)} twice")
         out[key] = value
     return out
 
 
-def _header(text: bytes) -> dict[str, Any]:
+def loads(text: bytes | str, what: str) -> Any:
+    """Untrusted JSON ``text`` as Python data; ValueError, naming ``what``, if it is not
+    UTF-8 JSON, repeats a key, nests too deeply or holds an integer of > 4300 digits."""
     try:
-        header = json.loads(text.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text,
+                          object_pairs_hook=_no_duplicates)
     except UnicodeDecodeError:
-        raise ValueError("the header is not UTF-8 text (not a safetensors file)") from None
+        raise ValueError(f"{what} is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"the header is not valid JSON ({exc.msg} at byte {exc.pos})") from None
-    except _DuplicateKey:
-        raise
+        raise ValueError(f"{what} is not valid JSON ({exc.msg} at {exc.pos})") from None
+    except _DuplicateKey as exc:
+        raise ValueError(f"{what} {exc}") from None
     except RecursionError:
-        raise ValueError("the header is nested too deeply") from None
-    except ValueError:   # an integer of more than 4300 digits
-        raise ValueError("the header holds an integer too long to read") from None
-    if not isinstance(header, dict):
-        raise ValueError("the header is not a JSON object (not a safetensors file)")
-    return header
+        raise ValueError(f"{what} is nested too deeply") from None
+    except ValueError:   # Python reads integers of at most 4300 digits
+        raise ValueError(f"{what} holds an integer too long to read") from None
 
 
 def _data_size(header: dict[str, Any], limit: int) -> int:
@@ -206,7 +206,9 @@ def read(path: str | os.PathLike) -> tuple[dict[str, str], Tensors]:
         if n > size - 8:
             raise ValueError(f"the header claims {n} bytes but the file has only {size - 8} "
                              "after the length field (truncated, or not a safetensors file)")
-        header = _header(f.read(n))
+        header = loads(f.read(n), "the header")
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object (not a safetensors file)")
         metadata = header.get("__metadata__", {})
         if not isinstance(metadata, dict) or not all(
                 isinstance(v, str) for v in metadata.values()):
