@@ -14,7 +14,6 @@ range of every field before anything else reads them.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -137,7 +136,7 @@ def check(d: Any, depth: int = 0, budget: list[int] | None = None) -> None:
         if kind == "MLP":
             _check_mlp(d, need)
     else:
-        need(False, f"unknown layer type {_short(kind)}")
+        need(False, f"unknown layer type {_container.short(kind, 30)}")
 
 
 def _check_mlp(d: dict[str, Any], need: Any) -> None:
@@ -154,15 +153,20 @@ def _check_mlp(d: dict[str, Any], need: Any) -> None:
     need(len({layer["dtype"] for layer in dense}) == 1, "an MLP's Dense layers share one dtype")
 
 
-def _short(value: Any) -> str:
-    return _container.short(value, 60)
-
-
 def _excerpt(d: Any) -> str:
-    try:
-        return _container.cut(json.dumps(d), 160)
-    except (ValueError, RecursionError):   # an integer of > 4300 digits, deep nesting
-        return f"a {type(d).__name__}"
+    """``d`` shown one level deep, each value cut short: no huge number, string or list."""
+    if isinstance(d, dict):
+        items = ", ".join(f"{_brief(k)}: {_brief(v)}" for k, v in list(d.items())[:8])
+        return _container.cut(f"{{{items}{', ...' if len(d) > 8 else ''}}}", 200)
+    return _brief(d)
+
+
+def _brief(v: Any) -> str:
+    if isinstance(v, dict):
+        return "{...}" if v else "{}"
+    if isinstance(v, list):
+        return f"[{len(v)} items]" if v else "[]"
+    return _container.short(v, 30)
 
 
 def expected_tensors(d: dict[str, Any], prefix: str = "") -> dict[str, tuple[str, tuple[int, ...]]]:
