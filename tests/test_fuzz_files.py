@@ -244,7 +244,7 @@ def mutate(tree, rng, long):
             node.insert(i, copy.deepcopy(node[rng.randrange(len(node))]))
         elif op < 0.9:
             node[i], node[-1] = node[-1], node[i]
-        else:   # repeated, up to ~4 MB of JSON (a header of at most 16 MiB is read)
+        else:   # repeated, up to ~4 MB of JSON (a header of at most 8 MiB is read)
             width = len(json.dumps(node[i], default=str))
             times = min(rng.choice([1, 100, 10_001]), 4_000_000 // width + 1)
             node.extend(copy.deepcopy(node[i]) for _ in range(times))   # no shared node

@@ -167,19 +167,22 @@ def load(path: str | os.PathLike, backend: str | Backend | None = None) -> Model
     os.fspath(path)   # TypeError for anything that is not a path
     target = resolve_backend(backend)
     try:
-        metadata, tensors = _container.read(path)
+        metadata, tensors = _container.read(path, 2 * _architecture.MAX_LAYERS)  # W and b
         model = _architecture.build(_architecture_of(metadata, tensors), target)
     except ValueError as exc:
         raise CheckpointError(path, str(exc)) from None
-    arrays = {name: target.from_bytes(data, code, shape)
-              for name, (code, shape, data) in tensors.items()}
+
+    def array(name: str) -> Any:   # one tensor at a time: the file's copy is freed once used
+        code, shape, data = tensors.pop(name)
+        return target.from_bytes(data, code, shape)
+
     if isinstance(model, Perceptron):
-        model.set_params(arrays["w"], arrays["b"])
-    else:
-        for name, x in arrays.items():
-            *where, attr = name.split(".")
-            layer: Layer = model
-            for i in where:
-                layer = layer.layers[int(i)]
-            setattr(layer, attr, x)
+        model.set_params(array("w"), array("b"))
+        return model
+    for name in list(tensors):
+        *where, attr = name.split(".")
+        layer: Layer = model
+        for i in where:
+            layer = layer.layers[int(i)]
+        setattr(layer, attr, array(name))
     return model

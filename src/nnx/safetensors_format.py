@@ -2,7 +2,7 @@
 
     blob = pack(metadata, {"0.W": ("F32", (4, 2), raw_bytes), ...})
     write_atomically(path, blob)          # temp file, fsync, rename: all or nothing
-    metadata, tensors = read(path)        # ValueError if malformed
+    metadata, tensors = read(path, 100)   # ValueError if malformed
 
 The header names each tensor's ``dtype``, ``shape`` and ``data_offsets`` and holds a
 ``__metadata__`` dict of strings; the tensor bytes follow, little-endian, contiguous and
@@ -29,7 +29,7 @@ from typing import Any
 
 __all__ = ["pack", "read", "write_atomically", "loads", "MAX_HEADER", "cut", "short"]
 
-MAX_HEADER = 16 * 1024 * 1024   # bytes of JSON header; a model at the layer cap needs ~4 MB
+MAX_HEADER = 8 * 1024 * 1024   # bytes of JSON header; a model at the layer cap needs < 5 MB
 
 Tensors = dict[str, tuple[str, tuple[int, ...], Any]]
 
@@ -143,11 +143,11 @@ class _DuplicateKey(ValueError):
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(f"holds the key {short(key)} twice")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _DuplicateKey(f"holds the key {short(key)} twice")
     return out
 
 
@@ -185,8 +185,9 @@ def _data_size(header: dict[str, Any], limit: int) -> int:
     return end
 
 
-def read(path: str | os.PathLike) -> tuple[dict[str, str], Tensors]:
-    """``(metadata, {name: (dtype, shape, bytes)})`` of the safetensors file at ``path``.
+def read(path: str | os.PathLike, max_tensors: int) -> tuple[dict[str, str], Tensors]:
+    """``(metadata, {name: (dtype, shape, bytes)})`` of the safetensors file at ``path``,
+    which may hold at most ``max_tensors`` tensors.
 
     Raises:
         FileNotFoundError: nothing exists at ``path`` (or a symlink points nowhere).
@@ -209,6 +210,9 @@ def read(path: str | os.PathLike) -> tuple[dict[str, str], Tensors]:
         header = loads(f.read(n), "the header")
         if not isinstance(header, dict):
             raise ValueError("the header is not a JSON object (not a safetensors file)")
+        if len(header) > max_tensors + 1:
+            raise ValueError(f"the header lists {len(header) - 1} tensors; model files hold "
+                             f"at most {max_tensors}")
         metadata = header.get("__metadata__", {})
         if not isinstance(metadata, dict) or not all(
                 isinstance(v, str) for v in metadata.values()):
