@@ -131,11 +131,17 @@ def _open_regular(path: str | os.PathLike) -> tuple[int, int]:
     except OSError as exc:
         raise ValueError(f"cannot open it ({exc.strerror or type(exc).__name__})") from None
     after = os.stat(fd)
-    if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino) or not stat.S_ISREG(
-            after.st_mode):   # replaced between the two calls
-        os.close(fd)
+    if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+        os.close(fd)   # replaced between the two calls
         raise ValueError("the file changed while it was being opened")
     return fd, after.st_size
+
+
+def _read(f: Any, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise ValueError("the file changed while it was being read")
+    return data
 
 
 class _DuplicateKey(ValueError):
@@ -144,10 +150,12 @@ class _DuplicateKey(ValueError):
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
-    if len(out) != len(pairs):
+    if len(out) != len(pairs):   # rare: find the key, at Python speed
         seen: set[str] = set()
-        key = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise _DuplicateKey(f"holds the key {short(key)} twice")
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"holds the key {short(key)} twice")
+            seen.add(key)
     return out
 
 
@@ -200,14 +208,14 @@ def read(path: str | os.PathLike, max_tensors: int) -> tuple[dict[str, str], Ten
         if size < 8:
             raise ValueError(f"truncated: {size} bytes, but a safetensors file starts with "
                              "an 8-byte header length")
-        (n,) = struct.unpack("<Q", f.read(8))
+        (n,) = struct.unpack("<Q", _read(f, 8))
         if n > MAX_HEADER:
             raise ValueError(f"the header claims {n} bytes; model files hold headers of at "
                              f"most {MAX_HEADER} bytes (not an nnx model)")
         if n > size - 8:
             raise ValueError(f"the header claims {n} bytes but the file has only {size - 8} "
                              "after the length field (truncated, or not a safetensors file)")
-        header = loads(f.read(n), "the header")
+        header = loads(_read(f, n), "the header")
         if not isinstance(header, dict):
             raise ValueError("the header is not a JSON object (not a safetensors file)")
         if len(header) > max_tensors + 1:
@@ -222,14 +230,12 @@ def read(path: str | os.PathLike, max_tensors: int) -> tuple[dict[str, str], Ten
             raise ValueError(f"the header declares {data} bytes of tensor data but the file "
                              f"holds {size - 8 - n} after the header (truncated or padded)")
         f.seek(0)
-        blob = f.read(size)    # the whole file, now that its size is what the header says
-    if len(blob) != size:
-        raise ValueError("the file changed while it was being read")
+        blob = _read(f, size)   # the whole file, now that its size is what the header says
     try:
         entries = safetensors.deserialize(blob)
     except safetensors.SafetensorError as exc:
         raise ValueError(f"not a valid safetensors file ({cut(str(exc), 160)})") from None
-    del blob
+    del blob   # the tensors' bytes are copies: the file's bytes go now
     tensors = {name: (info["dtype"], tuple(info["shape"]), info["data"])
                for name, info in entries}
     if tensors.keys() != header.keys() - {"__metadata__"}:
