@@ -10,18 +10,19 @@ import json
 import os
 import pickle
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors
+import safetensors.numpy as safetensors_numpy
+from safetensors import safe_open
 
 import nnx
 import nnx.architecture
 import nnx.io as nio
 import nnx.safetensors_format
-
-safetensors_numpy = pytest.importorskip("safetensors.numpy")
-from safetensors import safe_open  # noqa: E402
 
 BACKENDS = nnx.available_backends()
 X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
@@ -247,9 +248,10 @@ def test_a_torch_checkpoint_is_refused_without_unpickling(tmp_path, monkeypatch)
         nnx.load(path)
 
 
-def _crafted(tmp_path, header_edit=None, meta_edit=None, payload_edit=None, name="c"):
+def _crafted(tmp_path, header_edit=None, meta_edit=None, payload_edit=None, name="c",
+             model=None):
     """A copy of a valid file with the header and payload edited and the checksum recomputed."""
-    model = nnx.MLP([2, 3, 1], seed=0)
+    model = nnx.MLP([2, 3, 1], seed=0) if model is None else model
     path = tmp_path / f"{name}.safetensors"
     nnx.save(model, path)
     _, header, payload = split(path)
@@ -267,6 +269,11 @@ def _crafted(tmp_path, header_edit=None, meta_edit=None, payload_edit=None, name
     return path
 
 
+def _with_arch(text):
+    """A meta_edit that puts the JSON text ``text`` in as the architecture."""
+    return lambda m: m.update({"nnx.architecture": text})
+
+
 def _set_arch(meta, **changes):
     arch = json.loads(meta["nnx.architecture"])
     arch.update(changes)
@@ -274,17 +281,19 @@ def _set_arch(meta, **changes):
 
 
 @pytest.mark.parametrize("case,edits,match", [
-    ("unknown_dtype", dict(header_edit=lambda h: h["0.W"].update(dtype="Q8")), "unknown dtype"),
+    ("unknown_dtype", dict(header_edit=lambda h: h["0.W"].update(dtype="Q8")),
+     "unknown variant `Q8`"),
     ("wrong_dtype", dict(header_edit=lambda h: h["0.b"].update(
-        dtype="I32")), r"0\.b: I32\[3\] instead of F32\[3\]"),
+        dtype="I32")), r"'0\.b': I32\[3\] instead of F32\[3\]"),
     ("gap", dict(header_edit=lambda h: h["0.b"].update(data_offsets=[
-        h["0.b"]["data_offsets"][0] + 4, h["0.b"]["data_offsets"][1] + 4])), "contiguous"),
+        h["0.b"]["data_offsets"][0] + 4, h["0.b"]["data_offsets"][1] + 4])),
+     "invalid offset for tensor `0.b`"),
     ("overlap", dict(header_edit=lambda h: h["0.b"].update(data_offsets=[0, 12])),
-     "contiguous"),
-    ("size", dict(header_edit=lambda h: h["0.b"].update(shape=[4])), "needs 16 bytes"),
-    ("negative", dict(header_edit=lambda h: h["0.b"].update(shape=[-3])), "non-negative"),
+     "invalid offset for tensor"),
+    ("size", dict(header_edit=lambda h: h["0.b"].update(shape=[4])), "invalid shape"),
+    ("negative", dict(header_edit=lambda h: h["0.b"].update(shape=[-3])), "integer `-3`"),
     ("shape_vs_arch", dict(header_edit=lambda h: h["0.W"].update(shape=[2, 3])),
-     r"0\.W: F32\[2, 3\] instead of F32\[3, 2\]"),
+     r"'0\.W': F32\[2, 3\] instead of F32\[3, 2\]"),
     ("missing_tensor", dict(header_edit=lambda h: h.pop("2.b"),
                             payload_edit=lambda p: p[:-4]), r"missing tensors \['2\.b'\]"),
     ("unknown_layer", dict(meta_edit=lambda m: m.update({"nnx.architecture": json.dumps(
@@ -297,7 +306,7 @@ def _set_arch(meta, **changes):
         {"type": "Sequential", "layers": [{"type": "Dense", "in_features": 10**6,
                                            "out_features": 10**6, "bias": True,
                                            "dtype": "float32"}]})})),
-     r"0\.W: F32\[3, 2\] instead of F32\[1000000, 1000000\]"),
+     r"'0\.W': F32\[3, 2\] instead of F32\[1000000, 1000000\]"),
     ("extra_field", dict(meta_edit=lambda m: _set_arch(m, seed=3)), "bad MLP fields"),
     ("version", dict(meta_edit=lambda m: m.update({"nnx.format_version": "99"})), "version"),
 ])
@@ -318,8 +327,177 @@ def test_missing_checksum_and_duplicate_keys(saved, tmp_path):
     head = path.read_bytes()[8:8 + n].rstrip()
     dup = head[:-1] + b',"0.W":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}'
     (tmp_path / "b.safetensors").write_bytes(struct.pack("<Q", len(dup)) + dup + payload)
-    with pytest.raises(nnx.CheckpointError, match="appears twice"):
+    with pytest.raises(nnx.CheckpointError, match="the key '0.W' twice"):
         nnx.load(tmp_path / "b.safetensors")
+
+
+# -- hostile files -------------------------------------------------------------------------------
+HUGE = "1" + "0" * 400     # an integer of 401 digits, as JSON text
+
+
+@pytest.mark.parametrize("case,edits,match", [
+    ("dtype_list", dict(header_edit=lambda h: h["0.W"].update(dtype=["F32"])),
+     "invalid type: sequence"),
+    ("shape_digits", dict(header_edit=lambda h: h["0.b"].update(shape=[10**400])),
+     "invalid"),
+    ("lr_huge", dict(model=nnx.Perceptron(2), meta_edit=_with_arch(
+        '{"type":"Perceptron","n_features":2,"lr":' + HUGE + ',"dtype":"float32"}')),
+     "lr must be a positive finite number"),
+    ("lr_true", dict(model=nnx.Perceptron(2), meta_edit=_with_arch(
+        '{"type":"Perceptron","n_features":2,"lr":true,"dtype":"float32"}')),
+     "lr must be a positive finite number"),
+    ("lr_nan", dict(model=nnx.Perceptron(2), meta_edit=_with_arch(
+        '{"type":"Perceptron","n_features":2,"lr":NaN,"dtype":"float32"}')),
+     "lr must be a positive finite number"),
+    ("n_features_true", dict(model=nnx.Perceptron(1), meta_edit=_with_arch(
+        '{"type":"Perceptron","n_features":true,"lr":1.0,"dtype":"float32"}')),
+     "n_features must be an int"),
+    ("alpha_huge", dict(model=nnx.Sequential(nnx.Dense(2, 2), nnx.LeakyReLU()),
+                        meta_edit=_with_arch('{"type":"Sequential","layers":[{"type":"Dense",'
+                                             '"in_features":2,"out_features":2,"bias":true,'
+                                             '"dtype":"float32"},{"type":"LeakyReLU",'
+                                             '"alpha":' + HUGE + "}]}")),
+     "alpha must be a finite number"),
+    ("dtype_unhashable", dict(meta_edit=_with_arch(
+        '{"type":"Sequential","layers":[{"type":"Dense","in_features":2,"out_features":3,'
+        '"bias":true,"dtype":["float32"]}]}')), "dtype must be float32 or float64"),
+    ("bias_int", dict(meta_edit=_with_arch(
+        '{"type":"Sequential","layers":[{"type":"Dense","in_features":2,"out_features":3,'
+        '"bias":1,"dtype":"float32"}]}')), "bias must be true or false"),
+    ("width_true", dict(meta_edit=lambda m: _set_arch(m, sizes=[True, 3, 1])),
+     "sizes must list one width more"),
+    ("activation_list", dict(meta_edit=lambda m: _set_arch(m, activation=["relu"])),
+     "activation and output_activation must be null or one of"),
+    ("activation_long", dict(meta_edit=lambda m: _set_arch(m, activation="x" * 10**6)),
+     "activation and output_activation must be null or one of"),
+    ("digits", dict(meta_edit=_with_arch('{"type":"Sequential","layers":[],"n":'
+                                         + "9" * 5000 + "}")), "integer too long to read"),
+    ("deep", dict(meta_edit=_with_arch("[" * 100_000 + "]" * 100_000)), "nested too deeply"),
+    ("format_long", dict(meta_edit=lambda m: m.update({"nnx.format": "x" * 10**6})),
+     "nnx.format is 'xxx"),
+])
+def test_hostile_metadata(tmp_path, monkeypatch, case, edits, match):
+    """Wrong types, huge numbers, booleans as numbers: a short CheckpointError, nothing built."""
+    path = _crafted(tmp_path, name=case, **edits)
+    monkeypatch.setattr(nnx.architecture, "build", _forbidden_build)
+    with pytest.raises(nnx.CheckpointError, match=match) as info:
+        nnx.load(path)
+    assert len(info.value.problem) < 1100 and "0" * 100 not in str(info.value)
+    assert "x" * 200 not in str(info.value) and "Exceeds the limit" not in str(info.value)
+
+
+def _forbidden_build(*args, **kwargs):
+    raise AssertionError("a layer was built before the sizes were checked")
+
+
+@pytest.mark.parametrize("case,arch,match", [
+    # an MLP whose sizes would allocate 8 GB, over the tensors of a 2-3-1 network
+    ("mlp_gigabytes", {"type": "MLP", "sizes": [46341, 46341, 1], "activation": "relu",
+                       "output_activation": None, "layers": [
+                           {"type": "Dense", "in_features": 2, "out_features": 3, "bias": True,
+                            "dtype": "float32"}, {"type": "ReLU"},
+                           {"type": "Dense", "in_features": 3, "out_features": 1, "bias": True,
+                            "dtype": "float32"}]}, "do not have the widths in sizes"),
+    ("sizes_million", {"type": "MLP", "sizes": [1] * 10**6, "activation": "relu",
+                       "output_activation": None, "layers": []},
+     "sizes must list one width more"),
+    ("layers_many", {"type": "Sequential", "layers": [{"type": "ReLU"}] * 20_000},
+     "at most 10000 layers"),
+    ("layers_nested", {"type": "Sequential", "layers": [
+        {"type": "Sequential", "layers": [{"type": "ReLU"}] * 6000}] * 2},
+     "at most 10000 layers in all"),
+])
+def test_sizes_and_layer_count_are_checked_before_building(tmp_path, monkeypatch, case, arch,
+                                                           match):
+    path = _crafted(tmp_path, name=case, meta_edit=_with_arch(json.dumps(arch)))
+    monkeypatch.setattr(nnx.architecture, "build", _forbidden_build)
+    with pytest.raises(nnx.CheckpointError, match=match):
+        nnx.load(path)
+
+
+def test_huge_shapes_are_refused_with_a_short_message(tmp_path):
+    """40,000 dimensions (one of them 0, so the span is 0 bytes) of 2**63 each."""
+    def edit(h):
+        h["extra"] = {"dtype": "F32", "shape": [0] + [2**63] * 40_000, "data_offsets": [0, 0]}
+    path = _crafted(tmp_path, header_edit=edit)
+    with pytest.raises(nnx.CheckpointError, match="unexpected tensors") as info:
+        nnx.load(path)
+    assert len(info.value.problem) < 300 and "9223372036854775808" not in info.value.problem
+
+
+def test_layer_cap_round_trips_and_one_more_is_refused(tmp_path):
+    cap = nnx.architecture.MAX_LAYERS
+    model = nnx.Sequential(nnx.Dense(2, 2, seed=0), *[nnx.Identity() for _ in range(cap - 1)])
+    nnx.save(model, tmp_path / "cap.safetensors")
+    assert len(nnx.load(tmp_path / "cap.safetensors").layers) == cap
+    with pytest.raises(ValueError, match=f"at most {cap} layers"):
+        nnx.save(nnx.Sequential(*model.layers, nnx.Identity()), tmp_path / "over.safetensors")
+    assert not (tmp_path / "over.safetensors").exists()
+
+
+@pytest.mark.parametrize("model,match", [
+    (lambda: nnx.Sequential(nnx.Dense(2, 2), nnx.LeakyReLU(alpha=float("nan"))), "alpha"),
+    (lambda: nnx.Perceptron(2, lr=float("inf")), "lr must be a positive finite number"),
+])
+def test_save_refuses_what_load_would_refuse(tmp_path, model, match):
+    with pytest.raises(ValueError, match=match):
+        nnx.save(model(), tmp_path / "m.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_header_length_is_capped(tmp_path):
+    cap = nnx.safetensors_format.MAX_HEADER
+    path = tmp_path / "big.safetensors"
+    path.write_bytes(struct.pack("<Q", cap + 1) + b"{}")
+    with pytest.raises(nnx.CheckpointError, match=f"headers of at most {cap} bytes"):
+        nnx.load(path)
+
+
+def test_appended_bytes_are_refused_unread(saved, monkeypatch):
+    """A model followed by 1 TiB of zeros (a sparse file): refused from the sizes alone."""
+    _, path = saved
+    n, _, payload = split(path)
+    with open(path, "r+b") as f:
+        f.truncate(8 + n + len(payload) + 2**40)
+    monkeypatch.setattr(safetensors, "deserialize", lambda blob: pytest.fail("read the file"))
+    with pytest.raises(nnx.CheckpointError, match=f"declares {len(payload)} bytes of tensor "
+                       f"data but the file holds {len(payload) + 2**40} after the header"):
+        nnx.load(path)
+
+
+def _load_with_hang_guard(path):
+    """nnx.load(path) in a thread; AssertionError if it has not returned after a minute."""
+    outcome = []
+
+    def target():
+        try:
+            nnx.load(path)
+        except (nnx.CheckpointError, FileNotFoundError) as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), f"nnx.load blocked on {path}"
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
+def test_special_files_are_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "folder").mkdir()
+    os.symlink("/dev/zero", tmp_path / "zero")
+    os.symlink(tmp_path / "nothing", tmp_path / "dangling")
+    for name, kind in [("fifo", "a FIFO"), ("folder", "a directory"),
+                       ("zero", "a character device")]:
+        exc = _load_with_hang_guard(tmp_path / name)
+        assert isinstance(exc, nnx.CheckpointError) and f"{kind}, not a regular file" in str(exc)
+    assert isinstance(_load_with_hang_guard(tmp_path / "dangling"), FileNotFoundError)
+
+
+def test_load_wants_a_path():
+    with pytest.raises(TypeError):
+        nnx.load(3)
 
 
 # -- atomic saves ----------------------------------------------------------------------------

@@ -14,21 +14,35 @@ range of every field before anything else reads them.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
-from .activation_layers import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Step, Tanh
+from . import safetensors_format as _container
+from .activation_layers import (
+    ACTIVATION_LAYERS,
+    GELU,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Step,
+    Tanh,
+)
 from .backend import Backend
 from .layers import Dense
 from .perceptron import Perceptron
 from .sequential import MLP, Sequential
 
-__all__ = ["describe", "check", "expected_tensors", "build", "DTYPE_CODE", "MAX_DEPTH"]
+__all__ = ["describe", "check", "expected_tensors", "build", "DTYPE_CODE", "MAX_DEPTH",
+           "MAX_LAYERS", "MAX_WIDTH"]
 
 MAX_DEPTH = 32                   # nested Sequentials
+MAX_LAYERS = 10_000              # layers in all: Dense, activations, nested Sequentials
+MAX_WIDTH = 2**31 - 1            # in_features, out_features, n_features
 DTYPE_CODE = {"float32": "F32", "float64": "F64"}
 _SIMPLE = {cls.__name__: cls for cls in (Identity, Step, Sigmoid, Tanh, ReLU, Softmax)}
+_ACTIVATION_NAMES = frozenset([*ACTIVATION_LAYERS, "gelu_tanh"])
 
 
 def describe(layer: Any, depth: int = 0) -> dict[str, Any]:
@@ -58,49 +72,101 @@ def describe(layer: Any, depth: int = 0) -> dict[str, Any]:
         "or Sequential/MLP networks of Dense and built-in activation layers")
 
 
-def check(d: Any, depth: int = 0) -> None:
-    """Raise ValueError unless ``d`` is an architecture :func:`describe` could have made."""
+def _number(v: Any) -> float | None:
+    """``v`` as a float if it is a finite real number (an int within ±2**53); else None."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None                    # JSON true is not 1.0
+    if isinstance(v, int):
+        return float(v) if abs(v) <= 2**53 else None   # bounded before float(): no overflow
+    return v if math.isfinite(v) else None
+
+
+def _size(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_WIDTH
+
+
+def _dtype(v: Any) -> bool:
+    return isinstance(v, str) and v in DTYPE_CODE
+
+
+def check(d: Any, depth: int = 0, budget: list[int] | None = None) -> None:
+    """Raise ValueError unless ``d`` is an architecture :func:`describe` could have made.
+
+    ``d`` is untrusted (read from a file): every type is checked before it is used, every
+    number bounded before arithmetic, at most :data:`MAX_LAYERS` layers in all.
+    """
+    budget = [MAX_LAYERS] if budget is None else budget
+
     def need(cond: bool, what: str) -> None:
         if not cond:
-            raise ValueError(f"architecture: {what} in {json.dumps(d)[:200]}")
-
-    def pos_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**31
+            raise ValueError(f"architecture: {what} in {_excerpt(d)}")
 
     need(isinstance(d, dict) and isinstance(d.get("type"), str), "expected an object with a 'type'")
     need(depth <= MAX_DEPTH, f"nested more than {MAX_DEPTH} deep")
+    budget[0] -= depth > 0   # the model itself is not one of its layers
+    need(budget[0] >= 0, f"more than {MAX_LAYERS} layers (the most a model file holds)")
     kind, keys = d["type"], set(d) - {"type"}
     if kind == "Perceptron":
         need(depth == 0 and keys == {"n_features", "lr", "dtype"}, "bad Perceptron fields")
-        need(pos_int(d["n_features"]), "n_features must be a positive int")
-        need(isinstance(d["lr"], float | int) and math.isfinite(d["lr"]) and d["lr"] > 0,
-             "lr must be a positive number")
-        need(d["dtype"] in DTYPE_CODE, "dtype must be float32 or float64")
+        need(_size(d["n_features"]), f"n_features must be an int in [1, {MAX_WIDTH}]")
+        lr = _number(d["lr"])
+        need(lr is not None and lr > 0, "lr must be a positive finite number")
+        need(_dtype(d["dtype"]), "dtype must be float32 or float64")
     elif kind == "Dense":
         need(keys == {"in_features", "out_features", "bias", "dtype"}, "bad Dense fields")
-        need(pos_int(d["in_features"]) and pos_int(d["out_features"]), "sizes must be positive")
+        need(_size(d["in_features"]) and _size(d["out_features"]),
+             f"in_features and out_features must be ints in [1, {MAX_WIDTH}]")
         need(isinstance(d["bias"], bool), "bias must be true or false")
-        need(d["dtype"] in DTYPE_CODE, "dtype must be float32 or float64")
+        need(_dtype(d["dtype"]), "dtype must be float32 or float64")
     elif kind == "LeakyReLU":
-        need(keys == {"alpha"} and isinstance(d["alpha"], float | int)
-             and not isinstance(d["alpha"], bool) and math.isfinite(d["alpha"]), "bad alpha")
+        need(keys == {"alpha"} and _number(d["alpha"]) is not None,
+             "alpha must be a finite number")
     elif kind == "GELU":
-        need(keys == {"approximate"} and d["approximate"] in ("none", "tanh"), "bad approximate")
+        need(keys == {"approximate"} and isinstance(d["approximate"], str)
+             and d["approximate"] in ("none", "tanh"), "approximate must be 'none' or 'tanh'")
     elif kind in _SIMPLE:
         need(not keys, f"{kind} takes no fields")
     elif kind in ("Sequential", "MLP"):
         extra = {"sizes", "activation", "output_activation"} if kind == "MLP" else set()
         need(keys == {"layers"} | extra, f"bad {kind} fields")
-        need(isinstance(d["layers"], list), "layers must be a list")
+        need(isinstance(d["layers"], list) and len(d["layers"]) <= budget[0],
+             f"layers must be a list of at most {MAX_LAYERS} layers in all")
         for inner in d["layers"]:
-            check(inner, depth + 1)
+            check(inner, depth + 1, budget)
         if kind == "MLP":
-            need(isinstance(d["sizes"], list) and len(d["sizes"]) >= 2
-                 and all(pos_int(s) for s in d["sizes"]), "bad MLP sizes")
-            need(all(isinstance(d[k], str | None) for k in ("activation", "output_activation")),
-                 "bad MLP activations")
+            _check_mlp(d, need)
     else:
-        need(False, f"unknown layer type {kind!r}")
+        need(False, f"unknown layer type {_container.short(kind, 30)}")
+
+
+def _check_mlp(d: dict[str, Any], need: Any) -> None:
+    """An MLP's settings agree with its listed Dense layers (checked before building it)."""
+    need(all(v is None or isinstance(v, str) and v in _ACTIVATION_NAMES
+             for v in (d["activation"], d["output_activation"])),
+         f"activation and output_activation must be null or one of {sorted(_ACTIVATION_NAMES)}")
+    sizes, dense = d["sizes"], [layer for layer in d["layers"] if layer["type"] == "Dense"]
+    need(isinstance(sizes, list) and len(sizes) == len(dense) + 1 >= 2
+         and all(_size(s) for s in sizes), "sizes must list one width more than the Dense layers")
+    need(all((layer["in_features"], layer["out_features"]) == (n_in, n_out)
+             for layer, n_in, n_out in zip(dense, sizes, sizes[1:])),
+         "the Dense layers do not have the widths in sizes")
+    need(len({layer["dtype"] for layer in dense}) == 1, "an MLP's Dense layers share one dtype")
+
+
+def _excerpt(d: Any) -> str:
+    """``d`` shown one level deep, each value cut short: no huge number, string or list."""
+    if isinstance(d, dict):
+        items = ", ".join(f"{_brief(k)}: {_brief(v)}" for k, v in list(d.items())[:8])
+        return _container.cut(f"{{{items}{', ...' if len(d) > 8 else ''}}}", 200)
+    return _brief(d)
+
+
+def _brief(v: Any) -> str:
+    if isinstance(v, dict):
+        return "{...}" if v else "{}"
+    if isinstance(v, list):
+        return f"[{len(v)} items]" if v else "[]"
+    return _container.short(v, 30)
 
 
 def expected_tensors(d: dict[str, Any], prefix: str = "") -> dict[str, tuple[str, tuple[int, ...]]]:

@@ -17,8 +17,12 @@ metadata keys:
                       bit anywhere that matters is detected
 
 Loading only parses JSON and copies bytes: a file can never execute code. A damaged,
-truncated or foreign file raises :class:`CheckpointError` (a ``ValueError``) naming
-the path and the problem; a path that does not exist raises ``FileNotFoundError``.
+truncated, foreign or special file (a FIFO, a directory, a device) raises
+:class:`CheckpointError` (a ``ValueError``) naming the path and the problem; a path
+that does not exist raises ``FileNotFoundError``. The file is untrusted input: the
+container is parsed by the ``safetensors`` library, the header bounded, the metadata
+type-checked and bounded (:func:`nnx.architecture.check`), and every tensor compared
+with the architecture before any layer is built.
 Saving is atomic: the bytes go to a temporary file in the same folder, are flushed
 and fsynced, and only then renamed over ``path``; a crash before that leaves the
 previous file untouched and no temporary file behind.
@@ -26,7 +30,6 @@ previous file untouched and no temporary file behind.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -56,7 +59,7 @@ class CheckpointError(ValueError):
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
         self.path = os.fspath(path)
         self.problem = problem
-        super().__init__(f"cannot load {self.path!r}: {problem}")
+        super().__init__(f"cannot load {self.path!r}: {_container.cut(problem, 1000)}")
 
 
 # -- the checksum ----------------------------------------------------------------------------
@@ -81,9 +84,15 @@ def save(model: Model, path: str | os.PathLike) -> None:
 
     Raises:
         TypeError: the model holds a layer nnx files cannot describe (a custom Layer).
+        ValueError: the model is beyond what :func:`load` reads back (more than
+            ``nnx.architecture.MAX_LAYERS`` layers, a non-finite ``lr`` or ``alpha``).
         FileNotFoundError: the folder of ``path`` does not exist.
     """
     arch = _architecture.describe(model)
+    try:
+        _architecture.check(arch)    # what load would refuse is not written
+    except ValueError as exc:
+        raise ValueError(f"nnx.save: this model could not be loaded back: {exc}") from None
     tensors = {}
     for name, x in _params(model).items():
         tensors[name] = _registry.backend_of(x).to_bytes(x)
@@ -95,70 +104,85 @@ def save(model: Model, path: str | os.PathLike) -> None:
 
 
 # -- loading -----------------------------------------------------------------------------------
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(_container.short(n, 30) for n in names[:3])
+    return f"[{shown}{f', ... ({len(names)} in all)' if len(names) > 3 else ''}]"
+
+
+def _spec(spec: tuple[str, tuple[int, ...]]) -> str:
+    code, shape = spec
+    return _container.cut(f"{_container.cut(code, 10)}{list(shape)}", 40)
+
+
 def _mismatch(found: dict[str, Any], expected: dict[str, Any]) -> str:
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
-    wrong = [f"{k}: {found[k][0]}{list(found[k][1])} instead of {expected[k][0]}"
-             f"{list(expected[k][1])}" for k in sorted(set(found) & set(expected))
-             if found[k] != expected[k]]
-    parts = ([f"missing tensors {missing}"] if missing else []) + (
-        [f"unexpected tensors {extra}"] if extra else []) + wrong
+    wrong = [f"{_container.short(k, 30)}: {_spec(found[k])} instead of {_spec(expected[k])}"
+             for k in sorted(set(found) & set(expected)) if found[k] != expected[k]]
+    parts = ([f"missing tensors {_listing(missing)}"] if missing else []) + (
+        [f"unexpected tensors {_listing(extra)}"] if extra else []) + wrong[:2]
     return "the tensors do not match the architecture: " + "; ".join(parts)
+
+
+def _architecture_of(metadata: dict[str, str], tensors: _container.Tensors) -> dict[str, Any]:
+    """The file's architecture, once checksum, format and every tensor shape agree with it."""
+    if "nnx.format" not in metadata and _CHECKSUM not in metadata:
+        raise ValueError("a safetensors file, but not an nnx model (its metadata has no "
+                         "'nnx.format')")
+    if _CHECKSUM not in metadata:
+        raise ValueError(f"the metadata has no {_CHECKSUM!r} checksum")
+    if _digest(metadata, tensors) != metadata[_CHECKSUM]:
+        raise ValueError("checksum mismatch: the file is corrupted (tensor data or "
+                         "metadata changed after saving)")
+    if metadata.get("nnx.format") != FORMAT:
+        raise ValueError(f"nnx.format is {_container.short(metadata.get('nnx.format'))}, "
+                         f"not {FORMAT!r}")
+    if metadata.get("nnx.format_version") != FORMAT_VERSION:
+        raise ValueError(f"format version {_container.short(metadata.get('nnx.format_version'))}"
+                         f"; this nnx reads version {FORMAT_VERSION}")
+    arch = _container.loads(metadata.get("nnx.architecture", ""), "nnx.architecture")
+    _architecture.check(arch)
+    if arch["type"] not in ("Sequential", "MLP", "Perceptron"):
+        raise ValueError(f"architecture: a file holds a model, not a lone {arch['type']}")
+    expected = _architecture.expected_tensors(arch)
+    found = {name: (code, shape) for name, (code, shape, _) in tensors.items()}
+    if found != expected:
+        raise ValueError(_mismatch(found, expected))
+    return arch
 
 
 def load(path: str | os.PathLike, backend: str | Backend | None = None) -> Model:
     """Read a model written by :func:`save` onto ``backend`` (the active one when None).
 
+    Only a regular file is opened; its header (at most ``MAX_HEADER`` bytes) is read
+    first, and the rest only when the file's size is what the header declares. Every
+    tensor's dtype and shape is compared with the architecture before any layer is built.
+
     Raises:
         FileNotFoundError: nothing exists at ``path``.
-        CheckpointError: the file is truncated, corrupted, or not an nnx model; the
-            message names the path and the problem.
+        CheckpointError: the file is truncated, corrupted, not an nnx model, or not a
+            regular file; the message names the path and the problem.
+        TypeError: ``path`` is not a str, bytes or path-like object.
     """
+    os.fspath(path)   # TypeError for anything that is not a path
     target = resolve_backend(backend)
     try:
-        with open(path, "rb") as f:
-            blob = f.read()
-    except FileNotFoundError:
-        raise FileNotFoundError(errno.ENOENT, "nnx.load: no model file at this path",
-                                os.fspath(path)) from None
-    try:
-        metadata, tensors = _container.parse(blob)
-        if "nnx.format" not in metadata and _CHECKSUM not in metadata:
-            raise ValueError("a safetensors file, but not an nnx model (its metadata has no "
-                             "'nnx.format')")
-        if _CHECKSUM not in metadata:
-            raise ValueError(f"the metadata has no {_CHECKSUM!r} checksum")
-        if _digest(metadata, tensors) != metadata[_CHECKSUM]:
-            raise ValueError("checksum mismatch: the file is corrupted (tensor data or "
-                             "metadata changed after saving)")
-        if metadata.get("nnx.format") != FORMAT:
-            raise ValueError(f"nnx.format is {metadata.get('nnx.format')!r}, not {FORMAT!r}")
-        if metadata.get("nnx.format_version") != FORMAT_VERSION:
-            raise ValueError(f"format version {metadata.get('nnx.format_version')!r}; this nnx "
-                             f"reads version {FORMAT_VERSION}")
-        try:
-            arch = json.loads(metadata.get("nnx.architecture", ""))
-        except (ValueError, RecursionError) as exc:
-            raise ValueError(f"nnx.architecture is not valid JSON ({exc})") from None
-        _architecture.check(arch)
-        if arch["type"] not in ("Sequential", "MLP", "Perceptron"):
-            raise ValueError(f"architecture: a file holds a model, not a lone {arch['type']}")
-        expected = _architecture.expected_tensors(arch)
-        found = {name: (code, shape) for name, (code, shape, _) in tensors.items()}
-        if found != expected:
-            raise ValueError(_mismatch(found, expected))
-        model = _architecture.build(arch, target)
+        metadata, tensors = _container.read(path, 2 * _architecture.MAX_LAYERS)  # W and b
+        model = _architecture.build(_architecture_of(metadata, tensors), target)
     except ValueError as exc:
         raise CheckpointError(path, str(exc)) from None
-    arrays = {name: target.from_bytes(data, code, shape)
-              for name, (code, shape, data) in tensors.items()}
+
+    def array(name: str) -> Any:   # one tensor at a time: the file's copy is freed once used
+        code, shape, data = tensors.pop(name)
+        return target.from_bytes(data, code, shape)
+
     if isinstance(model, Perceptron):
-        model.set_params(arrays["w"], arrays["b"])
-    else:
-        for name, x in arrays.items():
-            *where, attr = name.split(".")
-            layer: Layer = model
-            for i in where:
-                layer = layer.layers[int(i)]
-            setattr(layer, attr, x)
+        model.set_params(array("w"), array("b"))
+        return model
+    for name in list(tensors):
+        *where, attr = name.split(".")
+        layer: Layer = model
+        for i in where:
+            layer = layer.layers[int(i)]
+        setattr(layer, attr, array(name))
     return model

@@ -2,35 +2,55 @@
 
     blob = pack(metadata, {"0.W": ("F32", (4, 2), raw_bytes), ...})
     write_atomically(path, blob)          # temp file, fsync, rename: all or nothing
-    metadata, tensors = parse(blob)       # ValueError if malformed
+    metadata, tensors = read(path, 100)   # ValueError if malformed
 
 The header names each tensor's ``dtype``, ``shape`` and ``data_offsets`` and holds a
 ``__metadata__`` dict of strings; the tensor bytes follow, little-endian, contiguous and
-in offset order. Any safetensors reader reads what :func:`pack` writes. :func:`parse`
-treats its input as hostile: every field is type-checked, every size is compared with
-the bytes present, and the header is bounded by the safetensors library's own limit.
-What the tensors and metadata *mean* is :mod:`nnx.io`'s business.
+in offset order. Any safetensors reader reads what :func:`pack` writes.
+
+:func:`read` treats the file as hostile. It opens only a regular file (never a FIFO, a
+directory or a device, so it cannot block or read forever), reads the 8-byte length,
+refuses a header over :data:`MAX_HEADER` bytes, requires the file's size to be exactly
+what the header declares (so appended bytes are refused unread), and only then reads
+the file, once. The ``safetensors`` library (its Rust parser) validates the container:
+dtypes, shapes against byte spans, contiguous offsets. What the tensors and metadata
+*mean* is :mod:`nnx.io`'s business.
 """
 
 from __future__ import annotations
 
 import errno
 import json
-import math
 import os
+import stat
 import struct
 import tempfile
 from typing import Any
 
-from .backends import _host
+__all__ = ["pack", "read", "write_atomically", "loads", "MAX_HEADER", "cut", "short"]
 
-__all__ = ["pack", "parse", "write_atomically", "MAX_HEADER"]
-
-MAX_HEADER = 100 * 1024 * 1024   # the safetensors library's own limit
+MAX_HEADER = 8 * 1024 * 1024   # bytes of JSON header; a model at the layer cap needs < 5 MB
 
 Tensors = dict[str, tuple[str, tuple[int, ...], Any]]
 
+# Open without blocking (a FIFO) and without taking a terminal; absent flags are 0.
+_OPEN_FLAGS = os.O_RDONLY | sum(getattr(os, flag, 0) for flag in
+                                ("O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"))
 
+
+def cut(text: str, limit: int = 80) -> str:
+    """``text`` cut to about ``limit`` characters: messages never echo a huge value."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters (a huge integer is not printed)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"<an integer of {value.bit_length()} bits>"  # int -> str is quadratic
+    return cut(repr(value), limit)
+
+
+# -- writing -----------------------------------------------------------------------------------
 def pack(metadata: dict[str, str], tensors: Tensors) -> list[bytes]:
     """The file's bytes, in chunks: length, header (padded to 8 bytes), each tensor's data."""
     header: dict[str, Any] = {"__metadata__": metadata}
@@ -41,6 +61,9 @@ def pack(metadata: dict[str, str], tensors: Tensors) -> list[bytes]:
         offset += len(data)
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)   # pad so the tensor data starts 8-byte aligned
+    if len(head) > MAX_HEADER:
+        raise ValueError(f"the file's header would take {len(head)} bytes; model files "
+                         f"hold headers of at most {MAX_HEADER} bytes")
     return [struct.pack("<Q", len(head)), head, *(data for _, _, data in tensors.values())]
 
 
@@ -87,59 +110,134 @@ def _file_mode(path: str) -> int:
         return 0o666 & ~mask
 
 
+# -- reading -----------------------------------------------------------------------------------
+def _what(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _open_regular(path: str | os.PathLike) -> tuple[int, int]:
+    """``(fd, size)`` of the regular file at ``path``; anything else is refused unopened."""
+    try:
+        before = os.stat(path)    # follows symlinks: a link to /dev/zero is a device
+        if not stat.S_ISREG(before.st_mode):
+            raise ValueError(f"{_what(before.st_mode)}, not a regular file")
+        fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "nnx.load: no model file at this path",
+                                os.fspath(path)) from None
+    except OSError as exc:
+        raise ValueError(f"cannot open it ({exc.strerror or type(exc).__name__})") from None
+    after = os.stat(fd)
+    if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+        os.close(fd)   # replaced between the two calls
+        raise ValueError("the file changed while it was being opened")
+    return fd, after.st_size
+
+
+def _read(f: Any, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise ValueError("the file changed while it was being read")
+    return data
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"the key {key!r} appears twice")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):   # rare: find the key, at Python speed
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"holds the key {short(key)} twice")
+            seen.add(key)
     return out
 
 
-def parse(blob: bytes) -> tuple[dict[str, str], dict[str, tuple[str, tuple[int, ...], Any]]]:
-    """Split a file into (metadata, {name: (dtype, shape, bytes)}); ValueError if malformed."""
-    if len(blob) < 8:
-        raise ValueError(f"truncated: {len(blob)} bytes, but a safetensors file starts with an "
-                         "8-byte header length")
-    (n,) = struct.unpack("<Q", blob[:8])
-    if n > min(MAX_HEADER, len(blob) - 8):
-        raise ValueError(f"the header claims {n} bytes but the file has only {len(blob) - 8} "
-                         "after the length field (truncated, or not a safetensors file)")
+def loads(text: bytes | str, what: str) -> Any:
+    """Untrusted JSON ``text`` as Python data; ValueError, naming ``what``, if it is not
+    UTF-8 JSON, repeats a key, nests too deeply or holds an integer of > 4300 digits."""
     try:
-        header = json.loads(blob[8:8 + n].decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ValueError(f"the header is not valid JSON ({exc})") from None
-    if not isinstance(header, dict):
-        raise ValueError("the header is not a JSON object")
-    metadata = header.pop("__metadata__", {})
-    if not isinstance(metadata, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-        raise ValueError("__metadata__ must map strings to strings")
-    payload = memoryview(blob)[8 + n:]
-    spans, tensors = [], {}
-    for name, info in header.items():
-        if not (isinstance(info, dict) and set(info) == {"dtype", "shape", "data_offsets"}):
-            raise ValueError(f"tensor {name!r}: expected dtype, shape and data_offsets")
-        code, shape, span = info["dtype"], info["shape"], info["data_offsets"]
-        if code not in _host.DTYPES:
-            raise ValueError(f"tensor {name!r}: unknown dtype {code!r}")
-        ints = [*shape, *span] if isinstance(shape, list) and isinstance(span, list) else None
-        if ints is None or len(span) != 2 or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints):
-            raise ValueError(f"tensor {name!r}: shape and data_offsets must be non-negative ints")
-        size = math.prod(shape) * _host.itemsize(code)
-        if span[1] - span[0] != size:
-            raise ValueError(f"tensor {name!r}: {code}{shape} needs {size} bytes but its "
-                             f"data_offsets {span} span {span[1] - span[0]}")
-        spans.append((span[0], span[1], name))
-        tensors[name] = (code, tuple(shape), payload[span[0]:span[1]])
+        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text,
+                          object_pairs_hook=_no_duplicates)
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} is not valid JSON ({exc.msg} at {exc.pos})") from None
+    except _DuplicateKey as exc:
+        raise ValueError(f"{what} {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply") from None
+    except ValueError:   # Python reads integers of at most 4300 digits
+        raise ValueError(f"{what} holds an integer too long to read") from None
+
+
+def _data_size(header: dict[str, Any], limit: int) -> int:
+    """The bytes of tensor data ``header`` declares: the largest end of its data_offsets."""
     end = 0
-    for begin, stop, name in sorted(spans):
-        if begin != end:
-            raise ValueError(f"tensor {name!r}: data starts at byte {begin}, expected {end} "
-                             "(offsets must be contiguous)")
-        end = stop
-    if end != len(payload):
-        raise ValueError(f"the tensors need {end} bytes of data but the file holds "
-                         f"{len(payload)} (truncated or padded)")
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        span = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(span, list) and len(span) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= limit
+                for v in span) and span[0] <= span[1]):
+            raise ValueError(f"tensor {short(name, 40)}: data_offsets must be two ints "
+                             f"0 <= begin <= end <= {limit} (the bytes in the file)")
+        end = max(end, span[1])
+    return end
+
+
+def read(path: str | os.PathLike, max_tensors: int) -> tuple[dict[str, str], Tensors]:
+    """``(metadata, {name: (dtype, shape, bytes)})`` of the safetensors file at ``path``,
+    which may hold at most ``max_tensors`` tensors.
+
+    Raises:
+        FileNotFoundError: nothing exists at ``path`` (or a symlink points nowhere).
+        ValueError: not a regular file, or not a well-formed safetensors file.
+    """
+    import safetensors  # the container parser (Rust); imported on first load
+
+    fd, size = _open_regular(path)
+    with open(fd, "rb", buffering=0) as f:
+        if size < 8:
+            raise ValueError(f"truncated: {size} bytes, but a safetensors file starts with "
+                             "an 8-byte header length")
+        (n,) = struct.unpack("<Q", _read(f, 8))
+        if n > MAX_HEADER:
+            raise ValueError(f"the header claims {n} bytes; model files hold headers of at "
+                             f"most {MAX_HEADER} bytes (not an nnx model)")
+        if n > size - 8:
+            raise ValueError(f"the header claims {n} bytes but the file has only {size - 8} "
+                             "after the length field (truncated, or not a safetensors file)")
+        header = loads(_read(f, n), "the header")
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object (not a safetensors file)")
+        if len(header) > max_tensors + 1:
+            raise ValueError(f"the header lists {len(header) - 1} tensors; model files hold "
+                             f"at most {max_tensors}")
+        metadata = header.get("__metadata__", {})
+        if not isinstance(metadata, dict) or not all(
+                isinstance(v, str) for v in metadata.values()):
+            raise ValueError("__metadata__ must map strings to strings")
+        data = _data_size(header, size)
+        if 8 + n + data != size:
+            raise ValueError(f"the header declares {data} bytes of tensor data but the file "
+                             f"holds {size - 8 - n} after the header (truncated or padded)")
+        f.seek(0)
+        blob = _read(f, size)   # the whole file, now that its size is what the header says
+    try:
+        entries = safetensors.deserialize(blob)
+    except safetensors.SafetensorError as exc:
+        raise ValueError(f"not a valid safetensors file ({cut(str(exc), 160)})") from None
+    del blob   # the tensors' bytes are copies: the file's bytes go now
+    tensors = {name: (info["dtype"], tuple(info["shape"]), info["data"])
+               for name, info in entries}
+    if tensors.keys() != header.keys() - {"__metadata__"}:
+        raise ValueError("the header lists its tensors ambiguously")
     return metadata, tensors
