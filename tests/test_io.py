@@ -435,13 +435,26 @@ def test_layer_cap_round_trips_and_one_more_is_refused(tmp_path):
     assert not (tmp_path / "over.safetensors").exists()
 
 
+def _leaky_nan():
+    model = nnx.Sequential(nnx.Dense(2, 2), nnx.LeakyReLU())
+    model.layers[1].alpha = float("nan")     # the constructor refuses it; an attribute can't
+    return model
+
+
+def _perceptron_inf():
+    model = nnx.Perceptron(2)
+    model.lr = float("inf")
+    return model
+
+
 @pytest.mark.parametrize("model,match", [
-    (lambda: nnx.Sequential(nnx.Dense(2, 2), nnx.LeakyReLU(alpha=float("nan"))), "alpha"),
-    (lambda: nnx.Perceptron(2, lr=float("inf")), "lr must be a positive finite number"),
+    (_leaky_nan, "alpha"),
+    (_perceptron_inf, "lr must be a positive finite number"),
 ])
 def test_save_refuses_what_load_would_refuse(tmp_path, model, match):
+    built = model()
     with pytest.raises(ValueError, match=match):
-        nnx.save(model(), tmp_path / "m.safetensors")
+        nnx.save(built, tmp_path / "m.safetensors")
     assert list(tmp_path.iterdir()) == []
 
 
