@@ -10,7 +10,8 @@ The convention (also stated at the top of README.md's source):
   in the same copy with the environment's ``bin`` first on PATH. ```` ```console ````
   blocks: ``$ command`` lines, each followed by lines of what it prints (asserted as
   above; ``...`` alone on a line skips any number of lines).
-* ``pip install ...`` runs as ``pip install --dry-run --no-build-isolation ...``: the
+* ``pip install ...`` runs as ``pip install --dry-run ...`` (with
+  ``--no-build-isolation`` where the installed setuptools can build the checkout): the
   resolver proves the named extras exist and their requirements resolve, without
   changing the environment under test.
 * An HTML comment right before a block changes how it runs: ``<!-- test: DIRECTIVE;
@@ -48,6 +49,20 @@ SHOWN = {"text"}
 MARKER = re.compile(r"<!--\s*test:(.*?)-->", re.S)
 PIP = re.compile(r"\b(?:python -m )?pip install ")
 TIMEOUT = 300
+
+
+def _isolation() -> str:
+    """Build a checkout with this environment's setuptools when it is new enough (faster)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        major = int(version("setuptools").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        return ""
+    return "--no-build-isolation " if major >= 77 else ""   # pyproject's build-system
+
+
+ISOLATION = _isolation()
 
 
 @dataclass
@@ -196,7 +211,7 @@ def shell_form(command: str, blocks: list[Block]) -> str | None:
         if m.group(1) == bare:
             bare = m.group(2)
             break
-    return PIP.sub("python -m pip install --dry-run --no-build-isolation ", bare)
+    return PIP.sub(f"python -m pip install --dry-run {ISOLATION}", bare)
 
 
 def commands(block: Block) -> list[tuple[str, list[str]]]:
@@ -267,8 +282,7 @@ def test_no_indented_commands():
 
 def test_install_hints_name_this_distribution():
     """Every ``pip install`` in the docs and the sources names pyproject's name or extras."""
-    import tomllib
-
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in Python 3.11+")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = set(project["optional-dependencies"])
     files = [ROOT / d for d in DOCS] + sorted((ROOT / "src").rglob("*.py")) + sorted(
