@@ -10,11 +10,17 @@ Each adapter is a small module with the same functions::
     erf(x) / synchronize(device)
 
 Nothing outside this package imports numpy, cupy, torch or jax by name.
+
+Listing the usable backends asks only whether each library is installed
+(``importlib.util.find_spec``), which costs microseconds; a library is imported when its
+backend is first used. cupy is the exception: whether a CUDA device answers is known only
+by asking cupy, so listing it imports cupy where it is installed.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 import array_api_compat
@@ -22,38 +28,71 @@ import array_api_compat
 from ._base import Backend, name_of_array, spawn_seeds
 from ._ops import Ops
 
-__all__ = ["NAMES", "Backend", "Ops", "spawn_seeds", "available", "load", "name_of_array",
-           "backend_of"]
+__all__ = ["NAMES", "DISTRIBUTION", "Backend", "Ops", "spawn_seeds", "available", "load",
+           "name_of_array", "backend_of", "install_hint"]
 
 #: Every backend nnx knows, in order of preference.
 NAMES: tuple[str, ...] = ("numpy", "cupy", "torch", "jax", "array_api_strict")
 
-#: The pip extra that installs each backend's library.
+#: nnx's name on the package index (``import nnx`` is unrelated to the index's ``nnx``).
+DISTRIBUTION = "nnx-fundamentals"
+
+#: The module each backend's library installs, asked for with ``find_spec`` before import.
+LIBRARY: dict[str, str] = {
+    "numpy": "numpy",
+    "cupy": "cupy",
+    "torch": "torch",
+    "jax": "jax",
+    "array_api_strict": "array_api_strict",
+}
+
+#: The pip extra of nnx that installs each backend's library.
 PIP_EXTRA: dict[str, str] = {
-    "numpy": "nnx",
-    "cupy": "nnx[cupy]",
-    "torch": "nnx[torch]",
-    "jax": "nnx[jax]",
-    "array_api_strict": "nnx[test]",
+    "cupy": "cupy",
+    "torch": "torch",
+    "jax": "jax",
+    "array_api_strict": "strict",
 }
 
 _cache: dict[tuple[str, str], Backend] = {}
+
+
+def install_hint(extra: str) -> str:
+    """The pip commands that install nnx's ``extra``: from the package index, from a checkout."""
+    if not extra:
+        return f"pip install {DISTRIBUTION} (from a checkout of nnx: pip install -e .)"
+    return (f"pip install '{DISTRIBUTION}[{extra}]' "
+            f"(from a checkout of nnx: pip install -e '.[{extra}]')")
 
 
 def _adapter(name: str):
     return importlib.import_module(f"{__name__}.{name}")
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken parent package, a module without a spec
+        return False
+
+
 def why_unavailable(name: str) -> str | None:
-    """None when backend ``name`` is usable here, otherwise a sentence saying why not."""
+    """None when backend ``name`` is usable here, otherwise a sentence saying why not.
+
+    Imports nothing but cupy (to ask for a CUDA device): a library that is installed
+    counts as usable, and :func:`load` says why if it then fails to import.
+    """
     if name not in NAMES:
         return f"{name!r} is not a backend nnx knows; the known ones are {', '.join(NAMES)}"
-    try:
-        adapter = _adapter(name)
-    except ImportError as exc:
-        return (f"the {name} library is not installed ({exc}); "
-                f"install it with: pip install '{PIP_EXTRA[name]}'")
-    return adapter.available()
+    if not _installed(LIBRARY[name]):
+        return (f"the {name} library is not installed; "
+                f"install it with: {install_hint(PIP_EXTRA.get(name, ''))}")
+    if name == "cupy":
+        try:
+            return _adapter(name).available()
+        except Exception as exc:  # noqa: BLE001  (an installed cupy that cannot load)
+            return f"cupy is installed but failed to import ({type(exc).__name__}: {exc})"
+    return None
 
 
 def available() -> list[str]:
@@ -76,7 +115,18 @@ def load(name: str, device: Any = None) -> Backend:
             f"backend {name!r} cannot be used: {reason}. "
             f"Usable here: {', '.join(available())}."
         )
-    adapter = _adapter(name)
+    try:
+        adapter = _adapter(name)
+    except Exception as exc:  # installed, yet broken: say so instead of a bare traceback
+        raise ValueError(
+            f"backend {name!r} is installed but failed to import "
+            f"({type(exc).__name__}: {exc}); reinstall it with: "
+            f"{install_hint(PIP_EXTRA.get(name, ''))}"
+        ) from exc
+    reason = adapter.available()
+    if reason is not None:
+        raise ValueError(f"backend {name!r} cannot be used: {reason}. "
+                         f"Usable here: {', '.join(available())}.")
     backend = Backend(
         name=name,
         xp=adapter.namespace(),

@@ -36,12 +36,69 @@ def test_env_variable_picks_default():
     assert out.stdout.strip() == "array_api_strict"
 
 
-def test_env_variable_unknown_is_clear_error():
+def test_env_variable_unknown_warns_once_and_falls_back_to_numpy():
+    code = "import nnx, nnx.backend, nnx.cli; print(nnx.get_backend().name)"
     env = {**os.environ, "NNX_BACKEND": "tensorflow"}
-    out = subprocess.run([sys.executable, "-c", "import nnx"], env=env, capture_output=True,
-                         text=True)
-    assert out.returncode != 0
-    assert "NNX_BACKEND='tensorflow'" in out.stderr and "numpy" in out.stderr
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "numpy"
+    assert out.stderr.count("RuntimeWarning") == 1, out.stderr
+    assert "NNX_BACKEND='tensorflow'" in out.stderr
+    assert "set NNX_BACKEND to one of numpy" in out.stderr and "unset it" in out.stderr
+
+
+def test_cli_help_runs_with_an_unknown_env_backend():
+    env = {**os.environ, "NNX_BACKEND": "bogus"}
+    out = subprocess.run([sys.executable, "-m", "nnx.cli", "--help"], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: nnx")
+    assert "NNX_BACKEND='bogus'" in out.stderr
+
+
+def test_available_backends_imports_no_library():
+    code = ("import sys, nnx; names = nnx.available_backends(); "
+            "print(','.join(names)); "
+            "print(','.join(m for m in ('torch', 'jax', 'array_api_strict', 'cupy') "
+            "if m in sys.modules))")
+    env = {k: v for k, v in os.environ.items() if k != "NNX_BACKEND"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    listed, imported = out.stdout.splitlines()
+    assert listed.split(",")[0] == "numpy"
+    assert imported == ""  # cupy alone would be imported, and only where it is installed
+
+
+def test_listed_backends_load(backend):
+    assert backend.name in nnx.available_backends()
+    assert registry.load(backend.name).name == backend.name
+
+
+def test_installed_library_that_fails_to_import_says_why(tmp_path):
+    fake = tmp_path / "jax"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('this jax is broken on purpose')\n")
+    code = ("import nnx\nassert 'jax' in nnx.available_backends()\n"
+            "try:\n    nnx.set_backend('jax')\nexcept ValueError as exc:\n    print(exc)\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env.pop("NNX_BACKEND", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "installed but failed to import" in out.stdout
+    assert "this jax is broken on purpose" in out.stdout
+    assert "pip install 'nnx-fundamentals[jax]'" in out.stdout
+
+
+def test_missing_library_names_the_extra(monkeypatch):
+    monkeypatch.setitem(registry.LIBRARY, "jax", "nnx_no_such_module")
+    monkeypatch.setattr(registry, "_cache", {})
+    reason = registry.why_unavailable("jax")
+    assert reason is not None and "not installed" in reason
+    assert "pip install 'nnx-fundamentals[jax]'" in reason
+    assert "pip install -e '.[jax]'" in reason
+    assert "jax" not in nnx.available_backends()
+    with pytest.raises(ValueError, match="nnx-fundamentals"):
+        nnx.set_backend("jax")
 
 
 def test_get_backend_has_name_xp_device(backend):
@@ -89,7 +146,7 @@ def test_unavailable_backend_names_pip_extra():
         nnx.set_backend("cupy")
     message = str(info.value)
     # either the library is missing (pip hint) or no CUDA device answered: never a traceback
-    assert "nnx[cupy]" in message or "CUDA device" in message
+    assert "nnx-fundamentals[cupy]" in message or "CUDA device" in message
     assert "numpy" in message
 
 

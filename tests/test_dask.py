@@ -9,7 +9,7 @@ import pytest
 
 import nnx
 
-da = pytest.importorskip("dask.array", reason="needs dask: pip install 'nnx[dask]'")
+da = pytest.importorskip("dask.array", reason="needs dask: pip install -e '.[dask]'")
 
 
 def _forward_numpy(model: nnx.Sequential, X: np.ndarray) -> np.ndarray:

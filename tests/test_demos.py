@@ -194,4 +194,4 @@ def test_bench_without_the_module_is_a_clear_error(monkeypatch, capsys):
 def test_missing_matplotlib_names_the_extra(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     assert cli.main(["demo", "activations", "--quick", "--out", str(tmp_path)]) == 1
-    assert "pip install 'nnx[demo]'" in capsys.readouterr().err
+    assert "pip install 'nnx-fundamentals[demo]'" in capsys.readouterr().err

@@ -39,7 +39,7 @@ def _mpiexec() -> str | None:
 MPIEXEC = _mpiexec()
 HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
 needs_mpi = pytest.mark.skipif(not (HAVE_MPI4PY and MPIEXEC),
-                               reason="needs mpi4py and mpiexec: pip install 'nnx[mpi]'")
+                               reason="needs mpi4py and mpiexec: pip install -e '.[mpi]'")
 
 
 def _jobs():

@@ -8,11 +8,14 @@ arrays (losses, activations) work in those arrays' own namespace instead.
         model = nnx.MLP([2, 4, 1], seed=0)    # parameters are JAX arrays
 
 ``NNX_BACKEND`` in the environment picks the default at import; without it, numpy.
+A value that cannot be used (unknown, or its library missing) is reported once, as a
+``RuntimeWarning`` naming the fix, and numpy is used: ``import nnx`` never fails on it.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -37,7 +40,10 @@ __all__ = [
 def available_backends() -> list[str]:
     """Names of the backends usable here, from numpy, cupy, torch, jax, array_api_strict.
 
-    cupy is listed only where a CUDA device answers.
+    Asks only whether each library is installed, without importing it (cupy excepted:
+    it is listed only where a CUDA device answers). A library is imported when its
+    backend is first used; one that is installed but fails to import then raises a
+    ``ValueError`` saying why.
     """
     return _registry.available()
 
@@ -47,7 +53,14 @@ def _initial_backend() -> Backend:
     try:
         return _registry.load(name)
     except ValueError as exc:
-        raise ValueError(f"NNX_BACKEND={name!r} in the environment: {exc}") from None
+        reason = _registry.why_unavailable(name) or str(exc)
+        usable = ", ".join(_registry.available())
+        # attributed to the environment, not to a line of nnx: it is the user's setting
+        warnings.warn_explicit(
+            f"NNX_BACKEND={name!r} in the environment cannot be used ({reason}); nnx uses "
+            f"numpy instead. To fix it, set NNX_BACKEND to one of {usable}, or unset it.",
+            RuntimeWarning, filename="<environment>", lineno=0, module="nnx")
+        return _registry.load("numpy")
 
 
 _active: Backend = _initial_backend()

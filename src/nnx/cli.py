@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     demo.add_argument("--distributed", action="store_true",
                       help="data-parallel training over MPI: run under `mpiexec -n N` "
-                           "(needs nnx[mpi]); rank 0 alone prints and writes to --out")
+                           "(needs the mpi extra: pip install 'nnx-fundamentals[mpi]'); "
+                           "rank 0 alone prints and writes to --out")
     sub.add_parser("bench", help="benchmarks; `nnx bench --help` for their options",
                    add_help=False)
     return parser

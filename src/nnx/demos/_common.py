@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..backend import Backend, to_numpy
+from ..backends import install_hint
 
 __all__ = ["DemoContext", "MissingDependency", "new_figure", "require", "plane_grid",
            "host", "COLORS"]
@@ -51,7 +52,7 @@ def require(module: str) -> Any:
     except ImportError as exc:
         raise MissingDependency(
             f"this demo needs {module.split('.')[0]} ({exc}); install the demo extras with: "
-            "pip install 'nnx[demo]'") from None
+            f"{install_hint('demo')}") from None
 
 
 def new_figure(width: float, height: float) -> Any:

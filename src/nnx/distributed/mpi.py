@@ -64,8 +64,9 @@ def _mpi() -> Any:
         from mpi4py import MPI
     except ImportError as exc:
         raise ImportError(f"nnx.distributed needs mpi4py and an MPI library ({exc}); "
-                          "install both with: pip install 'nnx[mpi]' (mpi4py and the mpich "
-                          "wheel)") from None
+                          "install both (mpi4py and the mpich wheel) with: pip install "
+                          "'nnx-fundamentals[mpi]' (from a checkout of nnx: pip install -e "
+                          "'.[mpi]')") from None
     return MPI
 
 def _env_timeout() -> float:
