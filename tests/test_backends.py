@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -186,8 +188,31 @@ def test_erf_matches_math(backend):
     np.testing.assert_allclose(got, [math.erf(v) for v in z], rtol=1e-12, atol=1e-15)
 
 
-def test_synchronize_runs(backend):
-    backend.synchronize()
+def test_synchronize_waits_for_the_arrays_then_the_device(backend):
+    """``synchronize(*arrays)`` hands the arrays to the adapter's ``wait`` (where it has one)
+    and then blocks on the device; with no arrays, or no ``wait``, only on the device."""
+    calls = []
+    spy = SimpleNamespace(wait=lambda arrays: calls.append(("wait", arrays)),
+                          synchronize=lambda device: calls.append(("device", device)))
+    b = dataclasses.replace(backend, adapter=spy, ops=backend.ops)
+    x = b.xp.ones((2, 2), device=b.device)
+    assert b.synchronize(x) is None
+    assert [c[0] for c in calls] == ["wait", "device"]
+    assert len(calls[0][1]) == 1 and calls[0][1][0] is x and calls[1][1] is backend.device
+    calls.clear()
+    b.synchronize()
+    assert [c[0] for c in calls] == ["device"]
+    calls.clear()
+    dataclasses.replace(backend, adapter=SimpleNamespace(synchronize=spy.synchronize),
+                        ops=backend.ops).synchronize(x)
+    assert [c[0] for c in calls] == ["device"]
+    # the real adapter: an asynchronous result (JAX) is computed once synchronize returns
+    y = backend.xp.ones((256, 256), device=backend.device)
+    y = y @ y
+    backend.synchronize(y)
+    if hasattr(y, "is_ready"):
+        assert y.is_ready()
+    assert float(backend.to_numpy(y)[0, 0]) == 256.0
 
 
 def test_mixing_backends_is_a_clear_error():

@@ -166,6 +166,7 @@ def test_numpy_updates_in_place_with_one_temporary():
         layer = nnx.Dense(1000, 1000, dtype="float64", bias=False, seed=0)
         layer.dW = np.ones((1000, 1000))
         W = layer.W
+        W0 = W.copy()
         opt = optim.SGD(lr=0.1)
         opt.step([layer])                           # first step creates its state
         tracemalloc.start()
@@ -175,7 +176,7 @@ def test_numpy_updates_in_place_with_one_temporary():
         tracemalloc.stop()
         assert layer.W is W                         # updated in place, not replaced
         assert peak < 1.2 * W.nbytes                # lr * dW is the only temporary
-        np.testing.assert_allclose(W, layer.W)
+        np.testing.assert_array_equal(W, (W0 - 0.1) - 0.1)     # two steps of p ← p − 0.1 · 1
 
 
 def test_state_is_per_layer_and_resets():
