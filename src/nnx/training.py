@@ -121,7 +121,9 @@ def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer
         batch_size: rows per step; None for the full batch (clipped to n).
         shuffle: permute the rows every epoch (skipped when one batch holds them all).
         seed: seeds the permutations; the same seed (and the same initial model) gives
-            the same result bit for bit on the same backend.
+            the same result bit for bit on the same backend. Epoch ``e`` (from 1) visits
+            the rows in the order ``numpy.random.default_rng(SeedSequence(seed,
+            spawn_key=(0, e - 1))).permutation(n)``, on every backend.
         validation_data: ``(X_val, y_val)`` evaluated after every epoch.
         progress: show a tqdm bar over epochs for runs longer than half a second
             (silently none when tqdm is not installed).
