@@ -1,7 +1,7 @@
 """``nnx bench`` and ``python -m nnx.benchmark``: the command line over the suite.
 
     nnx bench                       # the full CPU suite (a few minutes on 2 cores)
-    nnx bench --quick               # tiny sizes, a few seconds: does everything run?
+    nnx bench --quick               # toy sizes: does everything run? (minutes, not hours)
     nnx bench --backends cupy,torch --sizes 4096,4096,4096,10 --batch 4096   # a GPU
 
 It prints the tables and the targets, and writes ``<name>.json`` and ``<name>.png``
@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nnx bench",
                                 description=_DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="toy sizes, 3 rounds (seconds)")
+    p.add_argument("--quick", action="store_true",
+                   help="toy sizes, 3 rounds: does everything run? (minutes on 2 cores)")
     p.add_argument("--backends", type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
                    help="comma-separated backends (default: every usable one but "
                         "array_api_strict)")
