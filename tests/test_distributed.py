@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from fake_comm import FakeComm
 from nnx.backends import _comm
 
 import nnx
@@ -279,20 +280,9 @@ def test_flat_buckets_are_the_gradient_buffer_itself(to_np, rng):
 
 
 # -- shards ----------------------------------------------------------------------------------
-class _FakeComm:
-    def __init__(self, rank: int, size: int) -> None:
-        self.rank, self.size = rank, size
-
-    def Get_rank(self) -> int:
-        return self.rank
-
-    def Get_size(self) -> int:
-        return self.size
-
-
 @pytest.mark.parametrize("size", [1, 2, 3, 5])
 def test_shards_tile_every_batch(size):
-    dps = [distributed.DataParallel(_FakeComm(r, size)) for r in range(size)]
+    dps = [distributed.DataParallel(FakeComm(r, size)) for r in range(size)]
     for a, b in [(0, 16), (16, 23), (0, 1), (40, 42), (7, 7 + 3 * size + 2)]:
         shards = [dp.shard(a, b) for dp in dps]
         assert shards[0][0] == a and shards[-1][1] == b
@@ -303,9 +293,9 @@ def test_shards_tile_every_batch(size):
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="unknown transport"):
-        distributed.DataParallel(_FakeComm(0, 1), transport="carrier-pigeon")
+        distributed.DataParallel(FakeComm(0, 1), transport="carrier-pigeon")
     with pytest.raises(ValueError, match="timeout"):
-        distributed.DataParallel(_FakeComm(0, 1), timeout=0)
+        distributed.DataParallel(FakeComm(0, 1), timeout=0)
 
 
 # -- transports ------------------------------------------------------------------------------

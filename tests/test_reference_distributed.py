@@ -13,21 +13,11 @@ import threading
 
 import numpy as np
 import pytest
+from fake_comm import FakeComm
 
 import nnx
 from nnx.distributed import DataParallel
 from nnx.distributed.buckets import layout_for
-
-
-class _Comm:
-    def __init__(self, rank: int, size: int) -> None:
-        self.rank, self.size = rank, size
-
-    def Get_rank(self) -> int:
-        return self.rank
-
-    def Get_size(self) -> int:
-        return self.size
 
 
 class _World:
@@ -83,7 +73,7 @@ def test_weighted_sum_over_ranks_is_the_full_batch_gradient(backend, loss, ranks
 
     def rank_main(r: int) -> None:
         try:
-            model, dp = models[r], DataParallel(_Comm(r, ranks))
+            model, dp = models[r], DataParallel(FakeComm(r, ranks))
             dp._watchdog = None                     # no MPI job to abort from a thread
             dp._layout = layout_for(model)
             dp._reduce = world.reducer(r)
