@@ -70,6 +70,11 @@ class NumpyOps(_Ops):
     def sum(self, x):
         return np.add.reduce(x, axis=None)     # np.sum without its Python wrapper (~1 µs)
 
+    def mean(self, x):
+        if x.dtype.itemsize == 2:              # float16: np.mean accumulates in float32
+            return np.mean(x)
+        return np.add.reduce(x, axis=None) / x.size
+
     def sum_rows(self, x, out=None):
         if out is None or out.size < SMALL or out.shape != x.shape[1:] or out.dtype != x.dtype:
             return np.add.reduce(x, axis=0)

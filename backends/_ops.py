@@ -44,6 +44,12 @@ class Ops:
         """Σ of all elements (a loss's reduction), as a 0-d array."""
         return self.xp.sum(x)
 
+    def mean(self, x: Array) -> Array:
+        """The mean of all elements, as a 0-d array of x's dtype: an elementwise loss's
+        reduction. The libraries' ``mean`` accumulates float16 in float32, so a float16
+        loss whose mean is representable never overflows in its sum (as PyTorch's)."""
+        return self.xp.mean(x)
+
     def sum_rows(self, x: Array, out: Array | None = None) -> Array:
         """Σ over axis 0, (n, m) → (m,): the bias gradient db = Σ_rows δ."""
         return self.xp.sum(x, axis=0)
@@ -78,7 +84,7 @@ class Ops:
         e = xp.exp(-xp.abs(z))                       # e^(−|z|) ∈ (0, 1]
         m = xp.minimum(z, 0.0)                       # so max(z, 0) = z − m
         n = _size(z)
-        loss = self.sum(z - m - z * y + xp.log1p(e)) / n
+        loss = self.mean(z - m - z * y + xp.log1p(e))
         sigma = xp.exp(m) / (1.0 + e)                # σ(z) = e^min(z,0) / (1 + e^(−|z|))
         return loss, (sigma - y) / n
 

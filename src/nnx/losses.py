@@ -12,7 +12,10 @@ Inputs are checked once per call, cheaply when prediction and target already agr
 both are brought to one real floating dtype — the promoted one of two floating dtypes,
 else the floating one's, else the library's default (float64 on NumPy, float32 on
 PyTorch), so an integer prediction is never rounded — and loss and gradient come in
-that dtype. Empty inputs, mismatched shapes, strings and complex numbers raise
+that dtype. A 16-bit float prediction (float16, bfloat16) is computed in float32 and
+rounded once at the end, as PyTorch computes half precision, so a loss whose value fits
+never overflows in its sum (:func:`binary_cross_entropy` stays in float16, with its
+gradient's clamp at float16's smallest normal). Empty inputs, mismatched shapes, strings and complex numbers raise
 ``ValueError`` (a prediction that is not an array, ``TypeError``), and so do
 probabilities outside [0, 1] (or NaN) for :func:`binary_cross_entropy`, as in PyTorch.
 
@@ -95,7 +98,7 @@ def _common(pred: Array, target: Array, xp: Any, name: str) -> tuple[Array, Arra
     if 0 in tuple(pred.shape):
         raise ValueError(f"{name}: the prediction is empty (shape {tuple(pred.shape)}); a mean "
                          "over no elements is undefined")
-    if id(dtype) not in _FLOATING and len(_FLOATING) < 16:
+    if id(dtype) not in _FLOATING and len(_FLOATING) < 16 and not _half(pred):
         _FLOATING[id(dtype)] = dtype
     if type(pred) not in _TYPES and len(_TYPES) < 16:
         _TYPES = (*_TYPES, type(pred))
@@ -107,6 +110,23 @@ def _same_backend(pred: Array, target: Array, xp: Any, name: str) -> Array:
         return target
     namespace_of(pred, target)  # raises a clear error when two libraries are mixed
     return layer_array(target, backend_of(pred), None, f"{name}: the target")
+
+
+def _half(x: Array) -> bool:
+    """Whether ``x`` holds a 16-bit float (float16, bfloat16): losses compute those in float32."""
+    return str(x.dtype).endswith("float16")
+
+
+def _in_float32(loss: Callable[..., tuple[Array, Array]], pred: Array,
+                target: Array) -> tuple[Array, Array]:
+    """``loss`` computed in float32 and rounded once to pred's 16-bit dtype, as PyTorch's
+    losses compute half precision: a loss or gradient whose value fits never overflows in
+    an intermediate (a sum of squares, (p − y)/(p(1 − p)) before the division by N)."""
+    xp = namespace_of(pred)
+    half = pred.dtype
+    value, grad = loss(xp.astype(pred, xp.float32), xp.astype(target, xp.float32)
+                       if xp.isdtype(target.dtype, "real floating") else target)
+    return xp.astype(xp.asarray(value), half), xp.astype(grad, half)
 
 
 def _size(x: Array) -> int:
@@ -125,9 +145,10 @@ def mse(pred: Array, target: Array, *, xp: Any = None) -> tuple[Array, Array]:
     """
     if not _ready(pred, target):
         pred, target = _common(pred, target, xp, "mse")
+        if _half(pred):
+            return _in_float32(mse, pred, target)
     diff = pred - target
-    n = _size(diff)
-    return ops_of(diff).sum(diff * diff) / n, diff * (2.0 / n)
+    return ops_of(diff).mean(diff * diff), diff * (2.0 / _size(diff))
 
 
 def binary_cross_entropy(prob: Array, target: Array, *, xp: Any = None) -> tuple[Array, Array]:
@@ -158,9 +179,9 @@ def binary_cross_entropy(prob: Array, target: Array, *, xp: Any = None) -> tuple
     if math.log(float(tiny)) > LOG_CLAMP:
         log_p = xp.where(prob > 0.0, log_p, LOG_CLAMP)
         log_1mp = xp.where(prob < 1.0, log_1mp, LOG_CLAMP)
-    loss = -ops_of(prob).sum(y * log_p + (1.0 - y) * log_1mp) / _size(prob)
+    loss = -ops_of(prob).mean(y * log_p + (1.0 - y) * log_1mp)
     denom = xp.clip(prob * (1.0 - prob), min=max(BCE_EPS, finfo.smallest_normal))  # float16
-    return loss, (prob - y) / denom / _size(prob)
+    return loss, (prob - y) / (denom * _size(prob))   # one division: no overflow before / N
 
 
 def sigmoid_binary_cross_entropy(logits: Array, target: Array, *,
@@ -176,6 +197,8 @@ def sigmoid_binary_cross_entropy(logits: Array, target: Array, *,
             and id(logits.dtype) in _FLOATING and target.dtype == logits.dtype  # the checks cost
             and target.shape == logits.shape and 0 not in logits.shape):    # more than the loss
         logits, target = _common(logits, target, xp, "sigmoid_binary_cross_entropy")
+        if _half(logits):
+            return _in_float32(sigmoid_binary_cross_entropy, logits, target)
     return ops_of(logits).sigmoid_bce(logits, target)   # the formula: nnx.backends.Ops
 
 
@@ -200,6 +223,8 @@ def softmax_cross_entropy(logits: Array, labels: Array, *,
                          f"{tuple(logits.shape)}")
     if id(logits.dtype) not in _FLOATING:
         logits = _common(logits, logits, xp, "softmax_cross_entropy")[0]
+        if _half(logits):
+            return _in_float32(softmax_cross_entropy, logits, labels)
     n, k = logits.shape
     labels = _same_backend(logits, labels, xp, "softmax_cross_entropy")
     if labels.ndim == 1:
