@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import io as _io
+from .inputs import real_number
 
 __all__ = ["Callback", "LambdaCallback", "EarlyStopping", "ModelCheckpoint"]
 
@@ -185,10 +186,8 @@ class EarlyStopping(Callback):
                  restore_best_weights: bool = False, start_from_epoch: int = 0) -> None:
         self.mode = resolve_mode("EarlyStopping", monitor, mode)
         self.monitor = monitor
-        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) \
-                or not math.isfinite(min_delta):
-            raise ValueError(f"EarlyStopping: min_delta must be a number; got {min_delta!r}")
-        self.min_delta = abs(float(min_delta))
+        self.min_delta = abs(real_number("EarlyStopping", "min_delta", min_delta,
+                                         low=-math.inf))
         self.patience = _count("EarlyStopping", "patience", patience)
         self.start_from_epoch = _count("EarlyStopping", "start_from_epoch", start_from_epoch)
         self.baseline = None if baseline is None else float(baseline)

@@ -39,7 +39,7 @@ def show(value: Any) -> str:
 #: above this many elements the (n, k) one-hot matrix is built per minibatch instead.
 ONE_HOT_LIMIT = 1 << 24
 
-#: the losses whose targets are class labels or probabilities.
+#: the losses whose targets are class labels or probabilities (validation reports accuracy).
 CLASSIFICATION = ("binary_cross_entropy", "sigmoid_binary_cross_entropy",
                   "softmax_cross_entropy")
 

@@ -15,9 +15,10 @@ PyTorch), so an integer prediction is never rounded — and loss and gradient co
 that dtype. A 16-bit float prediction (float16, bfloat16) is computed in float32 and
 rounded once at the end, as PyTorch computes half precision, so a loss whose value fits
 never overflows in its sum (:func:`binary_cross_entropy` stays in float16, with its
-gradient's clamp at float16's smallest normal). Empty inputs, mismatched shapes, strings and complex numbers raise
-``ValueError`` (a prediction that is not an array, ``TypeError``), and so do
-probabilities outside [0, 1] (or NaN) for :func:`binary_cross_entropy`, as in PyTorch.
+gradient's clamp at float16's smallest normal). Empty inputs, mismatched shapes,
+strings and complex numbers raise ``ValueError`` (a prediction that is not an array,
+``TypeError``), and so do probabilities outside [0, 1] (or NaN) for
+:func:`binary_cross_entropy`, as in PyTorch.
 
 ``LOSSES`` maps each name to its function.
 """

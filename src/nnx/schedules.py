@@ -19,25 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .callbacks import Callback, Logs, check_monitor, resolve_mode
+from .inputs import positive_int, real_number
 
 __all__ = ["LearningRateScheduler", "StepLR", "CosineAnnealing", "ReduceLROnPlateau"]
-
-
-def _number(owner: str, name: str, value: Any, *, low: float, low_open: bool = False,
-            high: float | None = None) -> float:
-    ok = (not isinstance(value, bool) and isinstance(value, (int, float))
-          and math.isfinite(value) and (value > low if low_open else value >= low)
-          and (high is None or value < high))
-    if not ok:
-        span = f"{'(' if low_open else '['}{low}, {'∞' if high is None else high})"
-        raise ValueError(f"{owner}: {name} must be a number in {span}; got {value!r}")
-    return float(value)
-
-
-def _positive_int(owner: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be an int >= 1; got {value!r}")
-    return value
 
 
 class LearningRateScheduler(Callback):
@@ -55,7 +39,7 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         lr = self.schedule(epoch, float(self.optimizer.lr))
-        self.optimizer.lr = _number(type(self).__name__, "the scheduled rate", lr, low=0.0)
+        self.optimizer.lr = real_number(type(self).__name__, "the scheduled rate", lr, low=0.0)
 
 
 def _rate_of(optimizer: Any, owner: str) -> float:
@@ -70,8 +54,8 @@ class StepLR(LearningRateScheduler):
     lr_scheduler.StepLR``): the rate falls by ``gamma`` every ``step_size`` epochs."""
 
     def __init__(self, step_size: int, gamma: float = 0.1) -> None:
-        self.step_size = _positive_int("StepLR", "step_size", step_size)
-        self.gamma = _number("StepLR", "gamma", gamma, low=0.0, low_open=True)
+        self.step_size = positive_int("step_size", step_size, "StepLR")
+        self.gamma = real_number("StepLR", "gamma", gamma, low=0.0, low_open=True)
         super().__init__(self._at)
 
     def _at(self, epoch: int, lr: float) -> float:
@@ -89,8 +73,8 @@ class CosineAnnealing(LearningRateScheduler):
     """
 
     def __init__(self, T_max: int, eta_min: float = 0.0) -> None:  # noqa: N803 (torch's name)
-        self.T_max = _positive_int("CosineAnnealing", "T_max", T_max)
-        self.eta_min = _number("CosineAnnealing", "eta_min", eta_min, low=0.0)
+        self.T_max = positive_int("T_max", T_max, "CosineAnnealing")
+        self.eta_min = real_number("CosineAnnealing", "eta_min", eta_min, low=0.0)
         super().__init__(self._at)
 
     def _at(self, epoch: int, lr: float) -> float:
@@ -122,19 +106,19 @@ class ReduceLROnPlateau(Callback):
         owner = "ReduceLROnPlateau"
         self.monitor = monitor
         self.mode = resolve_mode(owner, monitor, mode)
-        self.factor = _number(owner, "factor", factor, low=0.0, high=1.0)
+        self.factor = real_number(owner, "factor", factor, low=0.0, high=1.0)
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
             raise ValueError(f"{owner}: patience must be an int >= 0; got {patience!r}")
         if isinstance(cooldown, bool) or not isinstance(cooldown, int) or cooldown < 0:
             raise ValueError(f"{owner}: cooldown must be an int >= 0; got {cooldown!r}")
         self.patience, self.cooldown = patience, cooldown
-        self.threshold = _number(owner, "threshold", threshold, low=0.0)
+        self.threshold = real_number(owner, "threshold", threshold, low=0.0)
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"{owner}: threshold_mode must be 'rel' or 'abs'; "
                              f"got {threshold_mode!r}")
         self.threshold_mode = threshold_mode
-        self.min_lr = _number(owner, "min_lr", min_lr, low=0.0)
-        self.eps = _number(owner, "eps", eps, low=0.0)
+        self.min_lr = real_number(owner, "min_lr", min_lr, low=0.0)
+        self.eps = real_number(owner, "eps", eps, low=0.0)
         self.on_train_begin()
 
     def on_train_begin(self, logs: Logs | None = None) -> None:

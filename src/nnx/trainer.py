@@ -24,11 +24,7 @@ from .extensions import DataParallelHooks
 
 Array = Any
 
-__all__ = ["Trainer", "TrainingDivergedError", "forward_all", "ACCURACY_LOSSES"]
-
-#: the losses whose validation also reports an accuracy (``Trainer.evaluate``)
-ACCURACY_LOSSES = ("softmax_cross_entropy", "sigmoid_binary_cross_entropy",
-                   "binary_cross_entropy")
+__all__ = ["Trainer", "TrainingDivergedError", "forward_all"]
 
 
 class TrainingDivergedError(FloatingPointError):

@@ -23,7 +23,7 @@ from typing import Any
 
 from . import extensions as _extensions
 from . import inputs as _inputs
-from .trainer import ACCURACY_LOSSES, Trainer, TrainingDivergedError, forward_all
+from .trainer import Trainer, TrainingDivergedError, forward_all
 
 Array = Any
 
@@ -163,7 +163,7 @@ def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer
     if callbacks is not None:
         has_lr = getattr(trainer.optimizer, "lr", None) is not None
         keys = ["loss"] + (["lr"] if has_lr else []) + ([] if val is None else ["val_loss"])
-        if val is not None and trainer.loss_name in ACCURACY_LOSSES:
+        if val is not None and trainer.loss_name in _inputs.CLASSIFICATION:
             keys.append("val_accuracy")
         hooks = _Callbacks(callbacks, model, trainer.optimizer,
                            {"epochs": epochs, "steps": len(trainer.bounds),
