@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from . import safetensors_format as _container
 from .activation_layers import (
     ACTIVATION_LAYERS,
     GELU,
@@ -30,6 +29,7 @@ from .activation_layers import (
     Tanh,
 )
 from .backend import Backend
+from .inputs import cut, show
 from .layers import Dense
 from .perceptron import Perceptron
 from .sequential import MLP, Sequential
@@ -136,7 +136,7 @@ def check(d: Any, depth: int = 0, budget: list[int] | None = None) -> None:
         if kind == "MLP":
             _check_mlp(d, need)
     else:
-        need(False, f"unknown layer type {_container.short(kind, 30)}")
+        need(False, f"unknown layer type {show(kind, 30)}")
 
 
 def _check_mlp(d: dict[str, Any], need: Any) -> None:
@@ -157,7 +157,7 @@ def _excerpt(d: Any) -> str:
     """``d`` shown one level deep, each value cut short: no huge number, string or list."""
     if isinstance(d, dict):
         items = ", ".join(f"{_brief(k)}: {_brief(v)}" for k, v in list(d.items())[:8])
-        return _container.cut(f"{{{items}{', ...' if len(d) > 8 else ''}}}", 200)
+        return cut(f"{{{items}{', ...' if len(d) > 8 else ''}}}", 200)
     return _brief(d)
 
 
@@ -166,7 +166,7 @@ def _brief(v: Any) -> str:
         return "{...}" if v else "{}"
     if isinstance(v, list):
         return f"[{len(v)} items]" if v else "[]"
-    return _container.short(v, 30)
+    return show(v, 30)
 
 
 def expected_tensors(d: dict[str, Any], prefix: str = "") -> dict[str, tuple[str, tuple[int, ...]]]:

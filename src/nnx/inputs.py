@@ -19,22 +19,28 @@ from .backend import asarray
 
 Array = Any
 
-__all__ = ["ONE_HOT_LIMIT", "CLASSIFICATION", "show", "positive_int", "real_number",
+__all__ = ["ONE_HOT_LIMIT", "CLASSIFICATION", "cut", "show", "positive_int", "real_number",
            "layer_array", "default_float", "convert", "prepare", "class_ids"]
 
 #: what ``xp.asarray`` raises for data it cannot make an array of numbers from.
 _CONVERSION_ERRORS = (TypeError, ValueError, OverflowError, RuntimeError)
 
 
-def show(value: Any) -> str:
-    """``repr(value)`` for a message, never huge: long integers and reprs are summarized."""
+def cut(text: str, limit: int = 80) -> str:
+    """``text`` cut to about ``limit`` characters: messages never echo a huge value."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def show(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for a message, never huge: cut to about ``limit`` characters, a long
+    integer summarized (int -> str is quadratic), a repr that fails named by its type."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
         return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
     try:
         text = repr(value)
     except Exception:  # a repr that itself fails (or is too long for Python to make)
         return f"a {type(value).__name__}"
-    return text if len(text) <= 80 else f"{text[:60]}... (a {type(value).__name__})"
+    return cut(text, limit)
 
 #: above this many elements the (n, k) one-hot matrix is built per minibatch instead.
 ONE_HOT_LIMIT = 1 << 24

@@ -40,6 +40,7 @@ from . import backends as _registry
 from . import safetensors_format as _container
 from ._version import __version__
 from .backend import Backend, resolve_backend
+from .inputs import cut, show
 from .layers import Layer
 from .perceptron import Perceptron
 from .sequential import Sequential
@@ -59,7 +60,7 @@ class CheckpointError(ValueError):
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
         self.path = os.fspath(path)
         self.problem = problem
-        super().__init__(f"cannot load {self.path!r}: {_container.cut(problem, 1000)}")
+        super().__init__(f"cannot load {self.path!r}: {cut(problem, 1000)}")
 
 
 # -- the checksum ----------------------------------------------------------------------------
@@ -105,19 +106,19 @@ def save(model: Model, path: str | os.PathLike) -> None:
 
 # -- loading -----------------------------------------------------------------------------------
 def _listing(names: list[str]) -> str:
-    shown = ", ".join(_container.short(n, 30) for n in names[:3])
+    shown = ", ".join(show(n, 30) for n in names[:3])
     return f"[{shown}{f', ... ({len(names)} in all)' if len(names) > 3 else ''}]"
 
 
 def _spec(spec: tuple[str, tuple[int, ...]]) -> str:
     code, shape = spec
-    return _container.cut(f"{_container.cut(code, 10)}{list(shape)}", 40)
+    return cut(f"{cut(code, 10)}{list(shape)}", 40)
 
 
 def _mismatch(found: dict[str, Any], expected: dict[str, Any]) -> str:
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
-    wrong = [f"{_container.short(k, 30)}: {_spec(found[k])} instead of {_spec(expected[k])}"
+    wrong = [f"{show(k, 30)}: {_spec(found[k])} instead of {_spec(expected[k])}"
              for k in sorted(set(found) & set(expected)) if found[k] != expected[k]]
     parts = ([f"missing tensors {_listing(missing)}"] if missing else []) + (
         [f"unexpected tensors {_listing(extra)}"] if extra else []) + wrong[:2]
@@ -135,10 +136,10 @@ def _architecture_of(metadata: dict[str, str], tensors: _container.Tensors) -> d
         raise ValueError("checksum mismatch: the file is corrupted (tensor data or "
                          "metadata changed after saving)")
     if metadata.get("nnx.format") != FORMAT:
-        raise ValueError(f"nnx.format is {_container.short(metadata.get('nnx.format'))}, "
+        raise ValueError(f"nnx.format is {show(metadata.get('nnx.format'))}, "
                          f"not {FORMAT!r}")
     if metadata.get("nnx.format_version") != FORMAT_VERSION:
-        raise ValueError(f"format version {_container.short(metadata.get('nnx.format_version'))}"
+        raise ValueError(f"format version {show(metadata.get('nnx.format_version'))}"
                          f"; this nnx reads version {FORMAT_VERSION}")
     arch = _container.loads(metadata.get("nnx.architecture", ""), "nnx.architecture")
     _architecture.check(arch)

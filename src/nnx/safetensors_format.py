@@ -27,7 +27,9 @@ import struct
 import tempfile
 from typing import Any
 
-__all__ = ["pack", "read", "write_atomically", "loads", "MAX_HEADER", "cut", "short"]
+from .inputs import cut, show
+
+__all__ = ["pack", "read", "write_atomically", "loads", "MAX_HEADER"]
 
 MAX_HEADER = 8 * 1024 * 1024   # bytes of JSON header; a model at the layer cap needs < 5 MB
 
@@ -36,18 +38,6 @@ Tensors = dict[str, tuple[str, tuple[int, ...], Any]]
 # Open without blocking (a FIFO) and without taking a terminal; absent flags are 0.
 _OPEN_FLAGS = os.O_RDONLY | sum(getattr(os, flag, 0) for flag in
                                 ("O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"))
-
-
-def cut(text: str, limit: int = 80) -> str:
-    """``text`` cut to about ``limit`` characters: messages never echo a huge value."""
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def short(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` cut to about ``limit`` characters (a huge integer is not printed)."""
-    if isinstance(value, int) and value.bit_length() > 64:
-        return f"<an integer of {value.bit_length()} bits>"  # int -> str is quadratic
-    return cut(repr(value), limit)
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -154,7 +144,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise _DuplicateKey(f"holds the key {short(key)} twice")
+                raise _DuplicateKey(f"holds the key {show(key)} twice")
             seen.add(key)
     return out
 
@@ -187,7 +177,7 @@ def _data_size(header: dict[str, Any], limit: int) -> int:
         if not (isinstance(span, list) and len(span) == 2 and all(
                 isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= limit
                 for v in span) and span[0] <= span[1]):
-            raise ValueError(f"tensor {short(name, 40)}: data_offsets must be two ints "
+            raise ValueError(f"tensor {show(name, 40)}: data_offsets must be two ints "
                              f"0 <= begin <= end <= {limit} (the bytes in the file)")
         end = max(end, span[1])
     return end
