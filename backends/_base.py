@@ -148,6 +148,28 @@ class Backend:
         """A seeded random permutation of ``range(n)`` as an int64 array on the device."""
         return self.from_numpy(np.random.default_rng(seed).permutation(n).astype(np.int64))
 
+    # -- CUDA graphs (nnx.capture); kept apart from the rest of the class -----------------
+    def graph_unsupported(self) -> str | None:
+        """None where :meth:`graph` can record work as a CUDA graph (CuPy, torch on a CUDA
+        device); otherwise a sentence saying why not."""
+        why = getattr(self.adapter, "graph_unsupported", None)
+        if why is None:
+            return f"the {self.name} backend has no CUDA graphs"
+        return why(self.device)
+
+    def graph(self, fn: Any) -> Any:
+        """A recorder of ``fn()`` (no arguments; every array it reads or writes outlives
+        it) as a CUDA graph, or None where :meth:`graph_unsupported` says why not.
+
+        ``warm_up()`` runs ``fn`` once as the graph will and returns its result;
+        ``capture()`` records it without running it (call ``warm_up`` first: kernels are
+        compiled and lazily made state exists); ``replay()`` runs the recording on the
+        current stream and returns what ``fn`` returned when recorded, refilled.
+        """
+        if self.graph_unsupported() is not None:
+            return None
+        return self.adapter.graph(fn, self.device, self.ops)
+
 
 def spawn_seeds(seed: Any, n: int) -> list[np.random.SeedSequence]:
     """``n`` independent child seeds of ``seed`` (fresh OS entropy when ``seed`` is None)."""

@@ -166,6 +166,65 @@ class Ops:
         denom += eps
         self.sub_scaled(p, m / denom, step_size)
 
+    # -- a captured step (nnx.capture): every number that changes between steps is read
+    # from a small device array, so that a CUDA graph recorded once stays right -------------
+    def take_rows_into(self, x: Array, idx: Array, out: Array) -> Array:
+        """out[...] = the rows ``idx`` (int64, (r,)) of ``x`` ((n, ...) → (r, ...)), in place:
+        the minibatch gathered into a static buffer."""
+        return self.copy_into(out, self.xp.take(x, idx, axis=0))
+
+    def fill(self, out: Array, value: float) -> Array:
+        """out[...] = value, in place (a host number written into a device array without a
+        read back: a learning rate changed by a schedule, a counter reset)."""
+        out[...] = value
+        return out
+
+    def accumulate(self, total: Array, value: Array, weight: float) -> Array:
+        """total ← total + value · weight, in place (0-d arrays): an epoch's loss summed on
+        the device, step by step."""
+        total += value * weight
+        return total
+
+    def sgd_step_capturable(self, p: Array, g: Array, buf: Array | None, lr: Array, *,
+                            momentum: float, nesterov: bool, weight_decay: float,
+                            first: bool) -> None:
+        """:meth:`sgd_step` with the learning rate read from ``lr``, a float64 array (1,) on
+        the device (PyTorch's ``capturable=True``): the same operations in the same order,
+        with η rounded to p's dtype once, as ``lr * g`` rounds a Python float."""
+        rate = self.xp.astype(lr, p.dtype)
+        if weight_decay:
+            g = g + weight_decay * p
+        if momentum:
+            if first:
+                self.copy_into(buf, g)
+            else:
+                buf *= momentum
+                buf += g
+            g = g + momentum * buf if nesterov else buf
+        p -= rate * g
+
+    def adam_step_capturable(self, p: Array, g: Array, m: Array, v: Array, t: Array,
+                             lr: Array, *, b1: float, b2: float, eps: float,
+                             weight_decay: float) -> None:
+        """:meth:`adam_step` with the step count ``t`` and the learning rate ``lr`` in float64
+        arrays (1,) on the device: t ← t + 1 first, then the bias corrections
+        lr / (1 − β₁ᵗ) and √(1 − β₂ᵗ) in float64 on the device (where :class:`nnx.optim.Adam`
+        computes them on the host) and the same update, rounded as it rounds them."""
+        xp = self.xp
+        t += 1.0
+        step = xp.astype(lr / (1.0 - b1 ** t), p.dtype)          # lr / (1 − β₁ᵗ)
+        sqrt_bc2 = xp.astype(xp.sqrt(1.0 - b2 ** t), p.dtype)     # √(1 − β₂ᵗ)
+        if weight_decay:
+            g = g + weight_decay * p
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        v += (1.0 - b2) * (g * g)
+        denom = xp.sqrt(v)
+        denom /= sqrt_bc2
+        denom += eps
+        p -= step * (m / denom)
+
 
 def _size(x: Array) -> int:
     n = 1

@@ -1,7 +1,12 @@
-"""CuPy arrays on a CUDA GPU."""
+"""CuPy arrays on a CUDA GPU.
+
+Longer than 300 lines: every CuPy kernel lives here, the fast paths and those of a captured step (nnx.capture).
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import array_api_compat.cupy as xp
@@ -134,12 +139,88 @@ _adam_step = cupy.ElementwiseKernel(
     "nnx_adam_step")
 
 
+# -- a captured step (nnx.capture) ------------------------------------------------------
+# CuPy refuses every cuBLAS call while a stream captures (``cublas.setStream`` raises
+# NotImplementedError during capture, CuPy 9 to 14; CuPy issue #6290), so the products
+# of a captured step run on this kernel instead: one thread per element of C = A B, a
+# plain loop over k accumulating in T (float32, float64), A and B any strided 2-d views
+# (Wᵀ, δᵀ) read through CuPy's multi-index. Graphs are for small networks, whose step is
+# launch-bound; there this is as fast as cuBLAS and the launches it saves are the point.
+_graph_gemm = cupy.ElementwiseKernel(
+    "raw T a, raw T b, int64 k_dim, int64 n_cols", "T c",
+    """
+    const ptrdiff_t row = i / n_cols;
+    const ptrdiff_t col = i % n_cols;
+    T acc = 0;
+    for (ptrdiff_t k = 0; k < k_dim; ++k) {
+        const ptrdiff_t ia[2] = {row, k};
+        const ptrdiff_t ib[2] = {k, col};
+        acc += a[ia] * b[ib];
+    }
+    c = acc;
+    """,
+    "nnx_graph_gemm")
+
+# The capturable optimizer steps: the learning rate (and Adam's step count t) are read
+# from float64 device arrays (1,), never baked into the graph as kernel arguments.
+_sgd_capturable_plain = cupy.ElementwiseKernel(
+    "T g, raw float64 lr, T wd", "T p",
+    """
+    const T rate = (T)lr[0];
+    p -= rate * (wd == (T)0 ? g : g + wd * p);
+    """,
+    "nnx_sgd_capturable_plain")
+
+_sgd_capturable_momentum = cupy.ElementwiseKernel(
+    "T g, raw float64 lr, T mu, T wd, bool nesterov, bool first", "T p, T buf",
+    """
+    const T rate = (T)lr[0];
+    T gg = wd == (T)0 ? g : g + wd * p;
+    buf = first ? gg : buf * mu + gg;
+    p -= rate * (nesterov ? gg + mu * buf : buf);
+    """,
+    "nnx_sgd_capturable_momentum")
+
+# t ← t + 1, then lr / (1 − β₁ᵗ) and √(1 − β₂ᵗ) in float64, on one thread
+_adam_bias_corrections = cupy.ElementwiseKernel(
+    "float64 lr, float64 b1, float64 b2", "float64 t, float64 step, float64 sqrt_bc2",
+    """
+    t = t + 1.0;
+    step = lr / (1.0 - pow(b1, t));
+    sqrt_bc2 = sqrt(1.0 - pow(b2, t));
+    """,
+    "nnx_adam_bias_corrections")
+
+_adam_capturable = cupy.ElementwiseKernel(
+    "T g, raw float64 step, raw float64 sqrt_bc2, T b1, T c1, T b2, T c2, T eps, T wd",
+    "T p, T m, T v",
+    """
+    const T s = (T)step[0];
+    const T bc = (T)sqrt_bc2[0];
+    T gg = wd == (T)0 ? g : g + wd * p;
+    m = m * b1 + c1 * gg;
+    v = v * b2 + c2 * (gg * gg);
+    p -= s * (m / (sqrt(v) / bc + eps));
+    """,
+    "nnx_adam_capturable")
+
+_accumulate = cupy.ElementwiseKernel(
+    "T value, T weight", "T total",
+    "total += value * weight",
+    "nnx_accumulate")
+
+
 class CupyOps(_Ops):
     """CuPy fast paths: ``out=`` products and sums, fused elementwise kernels."""
 
     kind = "cupy"
 
+    #: set while a captured step runs (:func:`graph`): products avoid cuBLAS
+    graph_safe = False
+
     def matmul(self, a, b, out=None):
+        if self.graph_safe:
+            return _graph_matmul(a, b, out)
         if (out is not None and out.shape == (a.shape[0], b.shape[1])
                 and out.dtype == a.dtype == b.dtype):
             return cupy.matmul(a, b, out=out)
@@ -183,6 +264,8 @@ class CupyOps(_Ops):
         return out
 
     def matmul_into(self, a, b, out):
+        if self.graph_safe:
+            return _graph_matmul(a, b, out)
         return cupy.matmul(a, b, out=out)
 
     def sum_rows_into(self, x, out):
@@ -211,6 +294,58 @@ class CupyOps(_Ops):
                    t(weight_decay), p, m, v)
         return None
 
+    # -- a captured step: the same updates, with lr and t read from the device ---------
+    def take_rows_into(self, x, idx, out):
+        return cupy.take(x, idx, axis=0, out=out)
+
+    def fill(self, out, value):
+        out.fill(value)
+        return out
+
+    def accumulate(self, total, value, weight):
+        if total.dtype != value.dtype:
+            return super().accumulate(total, value, weight)
+        return _accumulate(value, total.dtype.type(weight), total)
+
+    def sgd_step_capturable(self, p, g, buf, lr, *, momentum, nesterov, weight_decay,
+                            first):
+        if p.dtype != g.dtype:
+            return super().sgd_step_capturable(p, g, buf, lr, momentum=momentum,
+                                               nesterov=nesterov, weight_decay=weight_decay,
+                                               first=first)
+        t = p.dtype.type
+        if momentum:
+            _sgd_capturable_momentum(g, lr, t(momentum), t(weight_decay), bool(nesterov),
+                                     bool(first), p, buf)
+        else:
+            _sgd_capturable_plain(g, lr, t(weight_decay), p)
+        return None
+
+    def adam_step_capturable(self, p, g, m, v, t, lr, *, b1, b2, eps, weight_decay):
+        if p.dtype != g.dtype:
+            return super().adam_step_capturable(p, g, m, v, t, lr, b1=b1, b2=b2, eps=eps,
+                                                weight_decay=weight_decay)
+        step, sqrt_bc2 = cupy.empty_like(t), cupy.empty_like(t)
+        _adam_bias_corrections(lr, float(b1), float(b2), t, step, sqrt_bc2)
+        k = p.dtype.type
+        _adam_capturable(g, step, sqrt_bc2, k(b1), k(1.0 - b1), k(b2), k(1.0 - b2), k(eps),
+                         k(weight_decay), p, m, v)
+        return None
+
+
+def _graph_matmul(a: Any, b: Any, out: Any) -> Any:
+    """a @ b ((n, k) @ (k, m) → (n, m)) without cuBLAS, into ``out`` where it fits."""
+    shape = (a.shape[0], b.shape[1])
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or a.dtype != b.dtype \
+            or a.dtype.kind != "f" or a.dtype.itemsize < 4:
+        raise NotImplementedError(
+            f"a captured step multiplies float32/float64 matrices only (CuPy cannot record "
+            f"cuBLAS in a CUDA graph); got {a.dtype} {tuple(a.shape)} @ {b.dtype} "
+            f"{tuple(b.shape)}")
+    if out is None or tuple(out.shape) != shape or out.dtype != a.dtype:
+        out = cupy.empty(shape, dtype=a.dtype)
+    return _graph_gemm(a, b, a.shape[1], shape[1], out)
+
 
 def _elementwise(kernel: Any, dy: Any, a: Any, out: Any) -> Any:
     """``kernel(dy, a)`` written into ``out`` where it fits the result, else a new array."""
@@ -221,6 +356,68 @@ def _elementwise(kernel: Any, dy: Any, a: Any, out: Any) -> Any:
 
 def ops(xp: Any) -> CupyOps:
     return CupyOps(xp)
+
+
+# -- CUDA graphs (nnx.capture) ----------------------------------------------------------
+def graph_unsupported(device: Any) -> str | None:
+    """None: every CuPy device can record CUDA graphs (CuPy ≥ 9; not on ROCm/HIP)."""
+    if cupy.cuda.runtime.is_hip:
+        return "CuPy on ROCm (HIP) records no CUDA graphs"
+    return None
+
+
+@contextlib.contextmanager
+def _graph_safe(ops: Any) -> Iterator[None]:
+    """Products through the graph-safe kernel (no cuBLAS) while the block runs."""
+    was = getattr(ops, "graph_safe", False)
+    ops.graph_safe = True
+    try:
+        yield
+    finally:
+        ops.graph_safe = was
+
+
+class _Graph:
+    """``fn()`` as a CUDA graph: :meth:`warm_up` runs it as the graph will (compiling its
+    kernels), :meth:`capture` records it on a side stream without running it, with every
+    allocation from a memory pool of its own that nothing else draws from (so that a
+    replay never writes into memory handed out since), and :meth:`replay` launches it on
+    the current stream and returns what ``fn`` returned when recorded (the same arrays,
+    refilled)."""
+
+    def __init__(self, fn: Callable[[], Any], device: Any, ops: Any) -> None:
+        self._fn, self._device, self._ops = fn, device, ops
+        self._graph: Any = None
+        self._pool: Any = None
+        self._out: Any = None
+
+    def warm_up(self) -> Any:
+        with self._device, _graph_safe(self._ops):
+            return self._fn()
+
+    def capture(self) -> None:
+        pool = cupy.cuda.MemoryPool()
+        stream = cupy.cuda.Stream(non_blocking=True)
+        with self._device:
+            cupy.cuda.get_current_stream().synchronize()
+            with cupy.cuda.using_allocator(pool.malloc), _graph_safe(self._ops), stream:
+                stream.begin_capture()   # relaxed mode: the pool may cudaMalloc meanwhile
+                try:
+                    out = self._fn()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        stream.end_capture()     # leave capture mode; the graph is dropped
+                    raise
+                graph = stream.end_capture()
+        self._graph, self._pool, self._stream, self._out = graph, pool, stream, out
+
+    def replay(self) -> Any:
+        self._graph.launch()       # on the current stream, after the work queued there
+        return self._out
+
+
+def graph(fn: Callable[[], Any], device: Any, ops: Any) -> _Graph:
+    return _Graph(fn, device, ops)
 
 
 class _PoolPeak(cupy.cuda.MemoryHook):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import array_api_compat.torch as xp
@@ -149,6 +150,59 @@ class TorchOps(_Ops):
         p.sub_(torch.div(m, denom, out=s2), alpha=step_size)      # p ← p − step · m/denom
         return None
 
+    # -- a captured step (nnx.capture): lr and Adam's t read from float64 device tensors --
+    # The operations of sgd_step/adam_step in the same order; ``p.sub_(x, alpha=α)`` becomes
+    # ``p.addcmul_(x, α, value=-1)``, which rounds alike (one fused multiply-add on the
+    # CPU, measured bitwise equal). Scratch tensors are made per call, so that a capture
+    # draws them from its graph's own pool.
+    def take_rows_into(self, x, idx, out):
+        return torch.index_select(x, 0, idx, out=out)
+
+    def fill(self, out, value):
+        return out.fill_(value)
+
+    def accumulate(self, total, value, weight):
+        return total.add_(value, alpha=weight)
+
+    def sgd_step_capturable(self, p, g, buf, lr, *, momentum, nesterov, weight_decay,
+                            first):
+        if p.dtype != g.dtype or p.requires_grad:
+            return super().sgd_step_capturable(p, g, buf, lr, momentum=momentum,
+                                               nesterov=nesterov, weight_decay=weight_decay,
+                                               first=first)
+        rate = lr.to(p.dtype)
+        if weight_decay:                                   # g ← g + λ p
+            s1 = torch.empty_like(p)
+            g = torch.add(g, torch.mul(p, weight_decay, out=s1), out=s1)
+        if momentum:
+            if first:
+                buf.copy_(g)                               # buf₁ = g₁
+            else:
+                buf.mul_(momentum).add_(g)                 # buf ← μ buf + g
+            if nesterov:
+                s2 = torch.empty_like(p)
+                g = torch.add(g, torch.mul(buf, momentum, out=s2), out=s2)
+            else:
+                g = buf
+        p.addcmul_(g, rate, value=-1)                      # p ← p − η g
+        return None
+
+    def adam_step_capturable(self, p, g, m, v, t, lr, *, b1, b2, eps, weight_decay):
+        if p.dtype != g.dtype or p.requires_grad:
+            return super().adam_step_capturable(p, g, m, v, t, lr, b1=b1, b2=b2, eps=eps,
+                                                weight_decay=weight_decay)
+        t.add_(1.0)                                        # t ← t + 1, then in float64:
+        step = torch.div(lr, torch.pow(b1, t).neg_().add_(1.0)).to(p.dtype)  # lr/(1 − β₁ᵗ)
+        sqrt_bc2 = torch.pow(b2, t).neg_().add_(1.0).sqrt_().to(p.dtype)    # √(1 − β₂ᵗ)
+        s1, s2 = torch.empty_like(p), torch.empty_like(p)
+        if weight_decay:                                   # g ← g + λ p
+            g = torch.add(g, torch.mul(p, weight_decay, out=s1), out=s1)
+        m.mul_(b1).add_(torch.mul(g, 1.0 - b1, out=s2))   # m ← β₁ m + (1 − β₁) g
+        v.mul_(b2).add_(torch.mul(g, g, out=s2).mul_(1.0 - b2))   # v ← β₂ v + (1 − β₂) g²
+        denom = torch.sqrt(v, out=s2).div_(sqrt_bc2).add_(eps)
+        p.addcmul_(torch.div(m, denom, out=s2), step, value=-1)   # p ← p − step · m/denom
+        return None
+
 
 def ops(xp: Any) -> TorchOps:
     return TorchOps(xp)
@@ -182,3 +236,51 @@ def memory_tracker(device: Any) -> _CudaMemory | None:
     """On CUDA, torch's allocator statistics; on the CPU torch keeps no such count."""
     device = torch.device(device)
     return _CudaMemory(device) if device.type == "cuda" else None
+
+
+# -- CUDA graphs (nnx.capture) ----------------------------------------------------------
+def graph_unsupported(device: Any) -> str | None:
+    """None on a CUDA device; on the CPU, why there is no graph to record."""
+    if torch.device(device).type != "cuda":
+        return f"torch runs on {torch.device(device)}; CUDA graphs need a CUDA device"
+    if getattr(torch.version, "hip", None):
+        return "torch on ROCm (HIP): nnx records CUDA graphs on NVIDIA devices only"
+    return None
+
+
+class _Graph:
+    """``fn()`` as a ``torch.cuda.CUDAGraph``, used as PyTorch's documentation shows:
+    :meth:`warm_up` runs it on a side stream (lazy initialisation, cuBLAS workspaces and
+    kernel loading stay out of the capture), :meth:`capture` records it under
+    ``torch.cuda.graph`` (its own side stream and private memory pool) without running it,
+    and :meth:`replay` launches it on the current stream and returns what ``fn`` returned
+    when recorded (the same tensors, refilled)."""
+
+    def __init__(self, fn: Callable[[], Any], device: Any) -> None:
+        self._fn, self._device = fn, torch.device(device)
+        self._graph: Any = None
+        self._out: Any = None
+
+    def warm_up(self) -> Any:
+        current = torch.cuda.current_stream(self._device)
+        side = torch.cuda.Stream(self._device)
+        side.wait_stream(current)
+        with torch.cuda.device(self._device), torch.cuda.stream(side):
+            out = self._fn()
+        current.wait_stream(side)
+        return out
+
+    def capture(self) -> None:
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.device(self._device):
+            with torch.cuda.graph(g):
+                out = self._fn()
+        self._graph, self._out = g, out
+
+    def replay(self) -> Any:
+        self._graph.replay()
+        return self._out
+
+
+def graph(fn: Callable[[], Any], device: Any, ops: Any) -> _Graph | None:
+    return _Graph(fn, device) if graph_unsupported(device) is None else None

@@ -162,11 +162,24 @@ def binary_cross_entropy(prob: Array, target: Array, *, xp: Any = None) -> tuple
     float16, where 1e-12 is 0, at its smallest normal number, 6.1e-5).
     Prefer :func:`sigmoid_binary_cross_entropy` on logits: it never saturates.
     """
+    return _binary_cross_entropy(prob, target, xp, check=True)
+
+
+def _binary_cross_entropy_unchecked(prob: Array, target: Array, *,
+                                    xp: Any = None) -> tuple[Array, Array]:
+    """:func:`binary_cross_entropy` without the check that ``prob`` lies in [0, 1], the one
+    host read of a loss: for a captured step (:mod:`nnx.capture`), whose targets were
+    checked once and whose NaN shows in the epoch's loss."""
+    return _binary_cross_entropy(prob, target, xp, check=False)
+
+
+def _binary_cross_entropy(prob: Array, target: Array, xp: Any, *,
+                          check: bool) -> tuple[Array, Array]:
     if not _ready(prob, target):
         prob, target = _common(prob, target, xp, "binary_cross_entropy")
     xp = namespace_of(prob, xp=xp)
     y = target
-    if not bool(xp.all((prob >= 0.0) & (prob <= 1.0))):     # also refuses NaN, as torch does
+    if check and not bool(xp.all((prob >= 0.0) & (prob <= 1.0))):   # also refuses NaN, as torch
         raise ValueError("binary_cross_entropy: probabilities must lie in [0, 1]; got values "
                          f"from {float(xp.min(prob))} to {float(xp.max(prob))} (for raw scores "
                          "use sigmoid_binary_cross_entropy)")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import backends as _registry
+from . import capture as _capture
 from . import inputs as _inputs
 from . import losses as _losses
 from . import optim as _optim
@@ -40,13 +41,15 @@ class Trainer:
     given, is called after each backward pass (it may add to the gradients) and returns
     a device scalar added to the loss (nnx.sklearn uses it for scikit-learn's L2 term).
     ``data_parallel`` (from :func:`nnx.extensions.resolve_data_parallel`) shards every
-    batch over processes and sums their gradients before each step.
+    batch over processes and sums their gradients before each step. ``capture`` is
+    :func:`nnx.fit`'s: steps replayed as CUDA graphs (:mod:`nnx.capture`; ``captured``).
     """
 
     def __init__(self, model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any],
                  optimizer: Any, batch_size: int | None = None, shuffle: bool = True,
                  seed: Any = None, penalty: Callable[[Any, int], Array] | None = None,
-                 data_parallel: DataParallelHooks | None = None) -> None:
+                 data_parallel: DataParallelHooks | None = None,
+                 capture: bool | None = None) -> None:
         dense = getattr(model, "dense_layers", None)
         if not dense:
             raise ValueError(f"fit: {type(model).__name__} has no Dense layer to train")
@@ -76,6 +79,8 @@ class Trainer:
             self._weights = xp.asarray([float(b - a) for a, b in self.bounds],
                                        dtype=self.dtype, device=backend.device)
         self.epochs_run = 0
+        #: the epochs as replayed CUDA graphs (nnx.capture), or None for the eager loop
+        self.captured = _capture.plan(self, capture)
 
     def prepare(self, X: Any, y: Any, *, what: str = "") -> tuple[Array, Array, Array | None]:
         """``(X, y, classes)`` on the backend, as :func:`nnx.inputs.prepare` makes them."""
@@ -90,6 +95,10 @@ class Trainer:
         epoch's last step, is NaN or infinite."""
         xp, X, y = self.xp, self.X, self.y
         self.epochs_run += 1
+        if self.captured is not None:   # the same steps, replayed as CUDA graphs (nnx.capture)
+            total = self.captured.epoch()
+            mean = float(total + 0.0 * self._parameter_sum())
+            return mean if math.isfinite(mean) else self._diverged(None, total)
         if self.shuffle:
             perm = self.backend.permutation(self.n, seed=self._seeds.spawn(1)[0])
             X, y = xp.take(X, perm, axis=0), xp.take(y, perm, axis=0)
@@ -141,14 +150,19 @@ class Trainer:
             total = total + xp.sum(p)
         return total
 
-    def _diverged(self, losses: list[Array], total: Array) -> float:
+    def _diverged(self, losses: list[Array] | None, total: Array) -> float:
         """Raise for a non-finite loss or parameter; the mean loss when the check's sum of
-        the parameters merely overflowed."""
+        the parameters merely overflowed. ``losses`` is None for captured steps."""
         lr = getattr(self.optimizer, "lr", None)
         advice = (f"Try a smaller learning rate{'' if lr is None else f' than {lr}'} or another "
                   "initialization (another seed, or init='xavier_uniform' / 'he_normal'); "
                   "scaling the inputs also helps")
         mean = float(total)
+        if not math.isfinite(mean) and losses is None:
+            raise TrainingDivergedError(
+                f"the loss became {mean} at epoch {self.epochs_run} (counted from 1), in a step "
+                f"replayed as a CUDA graph (fit(..., capture=False) names the step): training "
+                f"diverged. {advice}")
         if not math.isfinite(mean):
             values = [float(v) for v in losses]
             step = next((i for i, v in enumerate(values) if not math.isfinite(v)),

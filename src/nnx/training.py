@@ -100,7 +100,8 @@ def _progress_bar(epochs: int, progress: bool) -> Any:
 def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer: Any,
         epochs: int, batch_size: int | None = None, shuffle: bool = True, seed: Any = None,
         validation_data: tuple[Any, Any] | None = None, progress: bool = True,
-        distributed: Any = None, callbacks: Sequence[Any] | None = None) -> History:
+        distributed: Any = None, callbacks: Sequence[Any] | None = None,
+        capture: bool | None = None) -> History:
     """Train ``model`` by minibatch gradient descent; returns a :class:`History`.
 
     Args:
@@ -137,10 +138,17 @@ def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer
             ``val_loss`` (and ``val_accuracy`` for classification losses). A callback
             whose ``stop_training`` is True after ``on_epoch_end`` ends training there;
             ``on_train_end`` runs when training ends normally (not when fit raises).
+        capture: record the training step as a CUDA graph and replay it
+            (:mod:`nnx.capture`): None (default) where the backend is CUDA (CuPy, torch on
+            a GPU) and the step qualifies (nnx's layers with flat buffers, a built-in loss,
+            SGD or Adam, no data parallelism, no loss scaling); True to require it (a
+            ``ValueError`` says why it cannot be); False for the eager step. The weights
+            equal the eager step's to rounding; a ragged last batch has a graph of its own.
 
     Raises:
         ValueError: bad shapes or lengths, labels that are not valid classes, unknown
-            loss or optimizer names, ``epochs``/``batch_size`` below 1.
+            loss or optimizer names, ``epochs``/``batch_size`` below 1, ``capture=True``
+            for a step that cannot be captured.
         TrainingDivergedError: (a FloatingPointError) the loss, or a parameter after an
             epoch, became NaN or infinite; the message names the epoch (and the step or
             the arrays). The model keeps the diverged weights.
@@ -149,7 +157,7 @@ def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer
     _inputs.positive_int("epochs", epochs)
     dp = _extensions.resolve_data_parallel(distributed)
     trainer = Trainer(model, X, y, loss=loss, optimizer=optimizer, batch_size=batch_size,
-                      shuffle=shuffle, seed=seed, data_parallel=dp)
+                      shuffle=shuffle, seed=seed, data_parallel=dp, capture=capture)
     val = None
     if validation_data is not None:
         try:
