@@ -1,6 +1,6 @@
 """CuPy arrays on a CUDA GPU.
 
-Longer than 300 lines: every CuPy kernel lives here, the fast paths and those of a captured step (nnx.capture).
+Longer than 300 lines: every CuPy kernel in one place (fast paths, a captured step's).
 """
 
 from __future__ import annotations
@@ -217,6 +217,9 @@ class CupyOps(_Ops):
 
     #: set while a captured step runs (:func:`graph`): products avoid cuBLAS
     graph_safe = False
+    #: ``fit(capture=None)`` records a step only while its largest product is at most this
+    #: many multiply-adds: beyond, cuBLAS outruns the graph's own kernel (not yet measured)
+    graph_max_product = 1 << 22
 
     def matmul(self, a, b, out=None):
         if self.graph_safe:
@@ -344,7 +347,8 @@ def _graph_matmul(a: Any, b: Any, out: Any) -> Any:
             f"{tuple(b.shape)}")
     if out is None or tuple(out.shape) != shape or out.dtype != a.dtype:
         out = cupy.empty(shape, dtype=a.dtype)
-    return _graph_gemm(a, b, a.shape[1], shape[1], out)
+    _graph_gemm(a, b, a.shape[1], shape[1], out)
+    return out
 
 
 def _elementwise(kernel: Any, dy: Any, a: Any, out: Any) -> Any:

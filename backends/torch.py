@@ -91,6 +91,30 @@ class TorchOps(_Ops):
             return torch.mul(dy, a > 0, out=out)       # bool mask: no float copy of it
         return dy * (a > 0)
 
+    # array_api_compat's maximum/minimum turn a Python 0.0 into a tensor on z's device: a
+    # copy from the host on every call, which waits for it and which a CUDA graph cannot
+    # record. The same products against a zero made once per dtype and device:
+    def _zero(self, z):
+        zeros = self.__dict__.setdefault("_zeros", {})
+        zero = zeros.get((z.dtype, z.device))
+        if zero is None:
+            zero = zeros[(z.dtype, z.device)] = torch.zeros((), dtype=z.dtype, device=z.device)
+        return zero
+
+    def relu(self, z, out=None):
+        if not z.is_floating_point():
+            return super().relu(z)
+        return torch.maximum(z, self._zero(z))             # max(z, 0), as xp.maximum(z, 0.0)
+
+    def sigmoid_bce(self, z, y):
+        if not z.is_floating_point():
+            return super().sigmoid_bce(z, y)
+        e = torch.exp(-torch.abs(z))                       # the portable expressions, with
+        m = torch.minimum(z, self._zero(z))                # the zero made once
+        loss = self.mean(z - m - z * y + torch.log1p(e))
+        sigma = torch.exp(m) / (1.0 + e)
+        return loss, (sigma - y) / z.numel()
+
     def sub_scaled(self, p, g, alpha):
         if p.dtype != g.dtype or p.shape != g.shape or p.requires_grad:
             return super().sub_scaled(p, g, alpha)

@@ -1,45 +1,38 @@
 """A training step recorded once as a CUDA graph and replayed: ``fit(..., capture=None)``.
 
 On a GPU a small network's step is bound by the host: each of its few dozen kernels costs
-microseconds to launch and less to run. A CUDA graph records the launches of one step
-once; each later step is one launch (``cupy.cuda.Stream.begin_capture``/``end_capture``
-on CuPy, ``torch.cuda.CUDAGraph`` on torch: ``Backend.graph``).
+microseconds to launch and less to run. A CUDA graph records one step's launches once;
+each later step is one launch (``Backend.graph``: ``cupy.cuda.Stream.begin_capture`` on
+CuPy, ``torch.cuda.CUDAGraph`` on torch). It replays exactly what it recorded — the same
+kernels, memory and scalar arguments — so whatever changes between steps is read from
+device memory, never baked in as a Python number:
 
-A graph replays exactly what it recorded: the same kernels on the same memory with the
-same scalar arguments. So everything that changes between steps lives in device memory
-that the step reads, never in a Python number baked into a kernel:
+* the minibatch: the step gathers its rows (``take``) into static input and target
+  buffers at an offset it reads from, and advances in, a device counter (the epoch's
+  permutation is copied into a static index buffer once per epoch);
+* the learning rate (written to the device when a schedule or callback changes it) and
+  Adam's step count t, whose bias corrections are computed from it on the device: the
+  capturable updates of :class:`nnx.backends.Ops` (PyTorch's ``capturable=True``);
+* the epoch's loss, summed on the device (with one batch, the eager number itself).
 
-* the minibatch: the step gathers its rows (``take``) from the data set into static input
-  and target buffers, at an offset it reads from, and advances in, a device counter; the
-  epoch's permutation is copied into a static index buffer once per epoch;
-* the optimizer's numbers: the learning rate (schedules and callbacks change it between
-  epochs, and it is written to the device when they do) and Adam's step count t, whose
-  bias corrections are computed from it on the device — the capturable updates of
-  :class:`nnx.backends.Ops` (PyTorch's ``capturable=True``);
-* the epoch's loss, summed on the device (History's loss is the eager one's to rounding
-  with several batches, the same number with one).
+Nothing between the gather and the update reads the device on the host: not nnx's layers,
+not the flat optimizer path, not the built-in losses (binary cross-entropy's check that
+its inputs lie in [0, 1] is left out: the targets were checked once by
+:func:`nnx.inputs.prepare`, and a NaN prediction shows as a NaN loss at the epoch's end).
 
-Nothing between the gather and the update reads the device from the host: the built-in
-losses read nothing (binary cross-entropy's check that its inputs lie in [0, 1] is left
-out: the labels were checked once by :func:`nnx.inputs.prepare`, and a NaN prediction
-shows as a NaN loss at the epoch's end), nor do nnx's own layers and the flat optimizer
-path. The host reads one number per epoch, as without capture.
+Each static step (one batch shape; a ragged last batch has its own) runs directly on its
+first call (the warm-up: a real step, compiling its kernels), is recorded and replayed on
+its second, and replayed after that. The host's record of the optimizer state (Adam's t,
+SGD's first step) advances after every call, so the eager path can take over any time.
 
-Each static step (one batch shape; a ragged last batch has a second) runs directly on its
-first call (the warm-up: a real step, which compiles its kernels), is recorded and then
-replayed on its second, and replayed after that. The host's copy of the optimizer state
-(Adam's t, SGD's first-step flag) is advanced after every call, so the eager path can take
-over at any time with the same numbers.
-
-A step qualifies when the backend can record graphs (CuPy; torch on a CUDA device), the
-model is nnx's own layers with flat buffers (:mod:`nnx.flat`), the loss is built in, the
-optimizer is :class:`~nnx.optim.SGD` or :class:`~nnx.optim.Adam`, and there is no data
-parallelism, no loss scaling (it reads every step's gradients on the host) and no penalty
-unless it is marked ``penalty.capturable = True``. ``capture=None`` records where all hold
-(on CuPy only for products up to ``ops.graph_max_product`` multiply-adds, since CuPy
-cannot record cuBLAS and a captured product runs on a simple kernel of nnx's own);
-``capture=True`` raises a ValueError naming the first that fails; ``False`` is eager.
-If recording fails (``capture=None``), the same static steps run unrecorded.
+A step qualifies when the backend records graphs (CuPy; torch on a CUDA device), the model
+is nnx's own layers in flat buffers (:mod:`nnx.flat`), the loss is built in, the optimizer
+is :class:`~nnx.optim.SGD` or :class:`~nnx.optim.Adam`, and there is no data parallelism,
+no loss scaling (it reads each step's gradients on the host) and no penalty unless it is
+marked ``penalty.capturable = True``. ``capture=None`` records where all hold (on CuPy,
+which cannot record cuBLAS, only up to ``ops.graph_max_product`` multiply-adds per product:
+there a captured product runs on nnx's own kernel), and runs the static steps unrecorded if
+recording fails; ``capture=True`` raises a ValueError naming what fails.
 """
 
 from __future__ import annotations
@@ -136,8 +129,7 @@ class CapturedEpochs:
     """A :class:`~nnx.trainer.Trainer`'s epochs with every step a replayed CUDA graph.
 
     ``why_not`` is set when the optimizer's state cannot be kept on the device; ``failure``
-    names why recording failed (the steps then run unrecorded). ``warm_ups``, ``captures``
-    and ``replays`` count what the static steps did.
+    names why recording failed (the steps then run unrecorded); :meth:`counts`.
     """
 
     def __init__(self, trainer: Any, *, required: bool) -> None:
@@ -177,22 +169,14 @@ class CapturedEpochs:
         self.plan = [static[r] for r in sizes]
         return None
 
-    @property
-    def warm_ups(self) -> int:
-        return sum(s.warm_ups for s in self.static)
-
-    @property
-    def captures(self) -> int:
-        return sum(s.captured for s in self.static)
-
-    @property
-    def replays(self) -> int:
-        return sum(s.replays for s in self.static)
+    def counts(self) -> dict[str, int]:
+        """How many steps ran directly (``warm_ups``), were recorded, were replayed."""
+        return {k: sum(getattr(s, k) for s in self.static)
+                for k in ("warm_ups", "recorded", "replays")}
 
     def epoch(self) -> Array:
         """One pass over the data; the epoch's mean loss as a device scalar (no host read)."""
-        tr = self.trainer
-        ops = tr.backend.ops
+        tr, ops = self.trainer, self.trainer.backend.ops
         self._sync()
         if tr.shuffle:   # the permutation the eager loop draws, into the static index buffer
             ops.copy_into(self.perm, tr.backend.permutation(tr.n, seed=tr._seeds.spawn(1)[0]))
@@ -205,7 +189,7 @@ class CapturedEpochs:
         return value if self.single else self.total / tr.n
 
     def step(self) -> Array:
-        """One more step of the first batch shape (for timing); its loss, a device scalar."""
+        """One more step of a one-batch trainer (for timing); its loss, a device scalar."""
         self._sync()
         return self.static[0].run()
 
@@ -239,10 +223,9 @@ class _Static:
     """One batch shape: static buffers, the step that reads them, and its recording."""
 
     def __init__(self, owner: CapturedEpochs, rows: int) -> None:
-        tr = owner.trainer
-        xp, dev = tr.xp, tr.backend.device
+        tr, xp, dev = owner.trainer, owner.trainer.xp, owner.trainer.backend.device
         self.owner, self.rows = owner, rows
-        self.warm_ups = self.captured = self.replays = 0
+        self.warm_ups = self.recorded = self.replays = 0
         if owner.single:
             self.x, self.y = tr.X, tr.y
         else:
@@ -258,7 +241,7 @@ class _Static:
             out = self.recorder.warm_up()
             self.warm_ups += 1
         else:
-            if not self.captured:
+            if not self.recorded:
                 try:
                     self.recorder.capture()
                 except Exception as exc:   # noqa: BLE001  (any library's refusal)
@@ -268,7 +251,7 @@ class _Static:
                                            ) from exc
                     owner.failure = f"{type(exc).__name__}: {exc}"
                     return self.run()
-                self.captured = 1
+                self.recorded = 1
             out = self.recorder.replay()
             self.replays += 1
         owner._advance()
@@ -276,8 +259,7 @@ class _Static:
 
     def _step(self) -> Array:
         """Gather → forward → loss → backward → update, every changing number on the device."""
-        owner = self.owner
-        tr = owner.trainer
+        owner, tr = self.owner, self.owner.trainer
         xp, ops, model, opt = tr.xp, tr.backend.ops, tr.model, tr.optimizer
         x, y = self.x, self.y
         if not owner.single:   # this step's rows, at the device's offset: no host index
@@ -310,11 +292,9 @@ class _Static:
 
 
 class _CallAgain:
-    """The CPU's stand-in for a graph (tests, ``_EMULATE``): recording does nothing, and a
-    replay calls the step again: what a faithful graph replay does."""
+    """The CPU's stand-in for a graph (``_EMULATE``): recording does nothing, and a replay
+    calls the step again, as a faithful replay runs it."""
 
     def __init__(self, fn: Callable[[], Array]) -> None:
         self.warm_up = self.replay = fn
-
-    def capture(self) -> None:
-        return None
+        self.capture = lambda: None
