@@ -88,6 +88,11 @@ class Ops:
         sigma = xp.exp(m) / (1.0 + e)                # σ(z) = e^min(z,0) / (1 + e^(−|z|))
         return loss, (sigma - y) / n
 
+    def clip_min(self, x: Array, low: float) -> Array:
+        """``clip(x, min=low)`` for a Python number ``low``: max(x, low) elementwise, NaN
+        staying NaN (binary cross-entropy's clamps)."""
+        return self.xp.clip(x, min=low)
+
     def sub_scaled(self, p: Array, g: Array, alpha: float) -> Array:
         """p ← p − α g, in place on ``p`` where the library allows (JAX rebinds)."""
         p -= alpha * g

@@ -251,6 +251,11 @@ class CupyOps(_Ops):
         n = z.dtype.type(z.size)
         return _sigmoid_bce_sum(z, y) / n, _sigmoid_bce_grad(z, y, n)
 
+    def clip_min(self, x, low):
+        # array_api_compat's clip assigns through a boolean mask, which reads the mask's count
+        # on the host (a sync per call, and no CUDA graph); cupy.maximum keeps NaN as clip does
+        return cupy.maximum(x, x.dtype.type(low))
+
     def sub_scaled(self, p, g, alpha):
         if p.dtype != g.dtype or p.shape != g.shape:
             p -= alpha * g

@@ -188,13 +188,14 @@ def _binary_cross_entropy(prob: Array, target: Array, xp: Any, *,
     # clamp exact. In float16 it is −16.6: there 0 maps to −100 explicitly.
     finfo = xp.finfo(prob.dtype)
     tiny = finfo.smallest_normal * finfo.eps
-    log_p = xp.clip(xp.log(xp.clip(prob, min=tiny)), min=LOG_CLAMP)
-    log_1mp = xp.clip(xp.log(xp.clip(1.0 - prob, min=tiny)), min=LOG_CLAMP)
+    clip_min = ops_of(prob).clip_min           # xp.clip(·, min=·), without a host read
+    log_p = clip_min(xp.log(clip_min(prob, tiny)), LOG_CLAMP)
+    log_1mp = clip_min(xp.log(clip_min(1.0 - prob, tiny)), LOG_CLAMP)
     if math.log(float(tiny)) > LOG_CLAMP:
         log_p = xp.where(prob > 0.0, log_p, LOG_CLAMP)
         log_1mp = xp.where(prob < 1.0, log_1mp, LOG_CLAMP)
     loss = -ops_of(prob).mean(y * log_p + (1.0 - y) * log_1mp)
-    denom = xp.clip(prob * (1.0 - prob), min=max(BCE_EPS, finfo.smallest_normal))  # float16
+    denom = clip_min(prob * (1.0 - prob), max(BCE_EPS, finfo.smallest_normal))  # float16
     return loss, (prob - y) / (denom * _size(prob))   # one division: no overflow before / N
 
 
