@@ -461,7 +461,7 @@ def test_xor_replays_are_faster_than_eager_steps_on_cuda(gpu):
         if mode:
             step = tr.captured.step
         else:
-            def step():
+            def step(tr=tr, model=model):
                 loss, grad = tr.loss_fn(model.forward(tr.X), tr.y)
                 model.backward(grad, input_grad=False)
                 tr.optimizer.step(model)
