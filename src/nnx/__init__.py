@@ -39,6 +39,7 @@ from .backend import (
 from .gradcheck import gradcheck, numerical_gradients
 from .io import CheckpointError, load, save
 from .layers import Dense, Layer
+from .loss_scale import LossScaler
 from .perceptron import Perceptron, PerceptronResult
 from .sequential import MLP, Sequential
 
@@ -56,4 +57,5 @@ __all__ = [
     "Softmax", "make_activation", "Sequential", "MLP",
     "gradcheck", "numerical_gradients",
     "Perceptron", "PerceptronResult", "save", "load", "CheckpointError", "export_onnx",
+    "loss_scale", "LossScaler",
 ]
