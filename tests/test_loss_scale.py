@@ -17,6 +17,7 @@ import pytest
 
 import nnx
 from nnx.loss_scale import LossScaler, resolve
+from nnx.trainer import Trainer
 from nnx.training import TrainingDivergedError
 
 torch = pytest.importorskip("torch")
@@ -107,6 +108,7 @@ OVERFLOWING = dict(init_scale=2.0**124, growth_factor=2.0**12, backoff_factor=2.
 CONFIGS = [OVERFLOWING, dict(init_scale=2.0**16, growth_interval=3)]
 
 
+@pytest.mark.filterwarnings("ignore:(overflow|invalid value) encountered:RuntimeWarning")
 @pytest.mark.parametrize("kw", CONFIGS, ids=["overflowing", "default-factors"])
 def test_training_follows_grad_scaler(backend, kw):
     t_scales, t_skips, t_grads, t_weights, _ = _torch_run(kw)
@@ -264,6 +266,29 @@ def test_fit_static_power_of_two_scale_changes_nothing(backend):
     assert runs[1][1].loss_scale == [1024.0] * 3 and runs[1][1].skipped == [0, 0, 0]
     assert runs[2][1].loss_scale == [2.0**13, 2.0**16, 2.0**19]   # ×2 a step, 3 an epoch
     assert runs[2][1].loss == runs[0][1].loss
+
+
+def test_penalty_is_added_to_unscaled_gradients(backend):
+    """The Trainer's penalty (nnx.sklearn's L2 term) comes after the unscaling: with a
+    power-of-two scale, training is bitwise the same as without scaling."""
+    def l2(model, n_batch):
+        total = 0.0
+        for d in model.dense_layers:
+            d.dW += (0.5 / n_batch) * d.W
+            total = total + nnx.get_backend().xp.sum(d.W * d.W)
+        return total * (0.25 / n_batch)
+
+    X, Y = _data()
+    runs = []
+    for loss_scale in (False, 2.0**12):
+        model = nnx.MLP([3, 5, 2], activation="tanh", seed=2)
+        trainer = Trainer(model, X, Y / 300.0, loss="mse", optimizer="sgd", batch_size=4,
+                          seed=0, penalty=l2, loss_scale=loss_scale)
+        losses = [trainer.epoch() for _ in range(3)]
+        runs.append((losses, [nnx.to_numpy(p) for p in model.parameters().values()]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_fit_skipped_steps_do_not_raise():
