@@ -291,6 +291,24 @@ def test_penalty_is_added_to_unscaled_gradients(backend):
         np.testing.assert_array_equal(a, b)
 
 
+def test_one_rank_data_parallel_fit_scales_alike(backend):
+    """distributed=True (an MPI singleton): the gradients are unscaled and checked after
+    the all-reduce, and the run equals the plain one (scales, skips, weights)."""
+    pytest.importorskip("mpi4py")
+    X, Y = _data()
+    out = []
+    for dist in (False, True):
+        model = _nnx_net(_torch_net())
+        h = model.fit(X, Y, loss="mse", optimizer=nnx.optim.SGD(1e-4), epochs=10, batch_size=3,
+                      seed=0, progress=False, distributed=dist,
+                      loss_scale=LossScaler(**OVERFLOWING))
+        out.append(([nnx.to_numpy(p) for p in model.parameters().values()], h))
+    (plain, hp), (dist, hd) = out
+    assert hd.loss_scale == hp.loss_scale and hd.skipped == hp.skipped and sum(hp.skipped) > 2
+    for a, b in zip(dist, plain):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_fit_skipped_steps_do_not_raise():
     """An epoch whose every step overflows: dynamic scaling records the loss and goes on;
     a static scale that overflows every step raises, saying what to do."""
