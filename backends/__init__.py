@@ -29,7 +29,8 @@ from ._base import Backend, name_of_array, spawn_seeds
 from ._ops import Ops
 
 __all__ = ["NAMES", "DISTRIBUTION", "Backend", "Ops", "spawn_seeds", "available", "load",
-           "name_of_array", "backend_of", "install_hint"]
+           "name_of_array", "backend_of", "install_hint", "MATMUL_PRECISIONS",
+           "set_matmul_precision", "get_matmul_precision"]
 
 #: Every backend nnx knows, in order of preference.
 NAMES: tuple[str, ...] = ("numpy", "cupy", "torch", "jax", "array_api_strict")
@@ -55,6 +56,27 @@ PIP_EXTRA: dict[str, str] = {
 }
 
 _cache: dict[tuple[str, str], Backend] = {}
+
+#: How float32 matrix products may run: "highest" (float32), "high" (TF32 on CUDA),
+#: "medium" (bfloat16 products). None until nnx is asked: the libraries' defaults apply.
+MATMUL_PRECISIONS: tuple[str, ...] = ("highest", "high", "medium")
+_matmul_precision: str | None = None
+
+
+def set_matmul_precision(precision: str) -> None:
+    """Apply ``precision`` to every backend loaded now, and to those loaded later."""
+    global _matmul_precision
+    if precision not in MATMUL_PRECISIONS:
+        names = ", ".join(map(repr, MATMUL_PRECISIONS))
+        raise ValueError(f"matmul precision must be one of {names}; got {precision!r}")
+    _matmul_precision = precision
+    for adapter in {id(b.adapter): b.adapter for b in _cache.values()}.values():
+        adapter.set_matmul_precision(precision)
+
+
+def get_matmul_precision() -> str:
+    """The precision last set with :func:`set_matmul_precision` ("highest" before any)."""
+    return _matmul_precision or "highest"
 
 
 def install_hint(extra: str) -> str:
@@ -134,6 +156,8 @@ def load(name: str, device: Any = None) -> Backend:
         array_type=adapter.array_type(),
         adapter=adapter,
     )
+    if _matmul_precision is not None:
+        adapter.set_matmul_precision(_matmul_precision)
     _cache[key] = backend
     return backend
 

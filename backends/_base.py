@@ -81,6 +81,24 @@ class Backend:
         return self.xp.asarray(x, dtype=dtype, device=self.device)
 
     # -- what the standard lacks -------------------------------------------------
+    def dtype(self, name: str) -> Any:
+        """The library's floating dtype called ``name``: ``"float32"`` and ``"float64"``
+        everywhere, the 16-bit ``"float16"`` and ``"bfloat16"`` where the library has them
+        (outside the standard). ``ValueError`` says which ones this backend offers."""
+        if name in ("float32", "float64"):
+            return getattr(self.xp, name)
+        low = getattr(self.adapter, "low_precision_dtypes", None)
+        found = low() if low is not None else {}
+        if name in found:
+            return found[name]
+        offered = ", ".join(["float32", "float64", *found])
+        known = name in ("float16", "bfloat16")
+        why = (f"the {self.name} backend has no {name}" if known
+               else f"{name!r} is not a floating dtype nnx knows")
+        hint = (" (bfloat16 runs on the torch and jax backends, and on cupy with ml_dtypes)"
+                if name == "bfloat16" else "")
+        raise ValueError(f"{why}; it offers {offered}{hint}")
+
     def erf(self, x: Any) -> Any:
         """The Gauss error function, elementwise (for the exact GELU)."""
         return self.adapter.erf(x)

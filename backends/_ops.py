@@ -40,6 +40,12 @@ class Ops:
         """a @ b, (n, k) @ (k, m) → (n, m)."""
         return a @ b
 
+    def matmul_low(self, a: Array, b: Array) -> Array:
+        """a @ b of two 16-bit float matrices (a compute dtype, :mod:`nnx.precision`), in
+        their dtype. The libraries multiply them as tensor cores do: products and sums in
+        float32, the result rounded once."""
+        return a @ b
+
     def sum(self, x: Array) -> Array:
         """Σ of all elements (a loss's reduction), as a 0-d array."""
         return self.xp.sum(x)

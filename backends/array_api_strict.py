@@ -59,6 +59,10 @@ def device_name(device: Any) -> str:
     return "cpu"
 
 
+def set_matmul_precision(precision: str) -> None:
+    """No effect: NumPy underneath multiplies float32 in float32."""
+
+
 def memory_tracker(device: Any):
     """array-api-strict wraps NumPy arrays, whose buffers ``tracemalloc`` sees."""
     return _numpy_adapter.memory_tracker(device)

@@ -6,6 +6,7 @@ Longer than 300 lines: every CuPy kernel in one place (fast paths, a captured st
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -69,6 +70,34 @@ def library_version() -> str:
 def device_name(device: Any) -> str:
     name = cupy.cuda.runtime.getDeviceProperties(device.id)["name"]
     return name.decode() if isinstance(name, bytes) else str(name)
+
+
+@functools.cache
+def low_precision_dtypes() -> dict[str, Any]:
+    """float16; bfloat16 where this CuPy computes with ml_dtypes' bfloat16 (CuPy 14+)."""
+    found = {"float16": cupy.float16}
+    try:
+        import ml_dtypes
+
+        (cupy.ones((2, 2), dtype=ml_dtypes.bfloat16) @ cupy.ones((2, 2), dtype=ml_dtypes.bfloat16))
+        found["bfloat16"] = ml_dtypes.bfloat16
+    except Exception:  # noqa: BLE001  (no ml_dtypes, or a CuPy without bfloat16 kernels)
+        pass
+    return found
+
+
+def set_matmul_precision(precision: str) -> None:
+    """CuPy's cuBLAS compute type for float32 products (what ``CUPY_TF32=1`` selects):
+    TF32 for "high", bfloat16 for "medium", the default (full float32) for "highest"."""
+    import os
+
+    from cupy._core import _routines_linalg as linalg
+
+    kind = {"highest": getattr(linalg, "COMPUTE_TYPE_DEFAULT", 1),
+            "high": getattr(linalg, "COMPUTE_TYPE_TF32", 7),
+            "medium": getattr(linalg, "COMPUTE_TYPE_BF16", 6)}[precision]
+    os.environ["CUPY_TF32"] = "1" if precision == "high" else "0"
+    linalg.set_compute_type(cupy.float32, kind)
 
 
 # -- fast paths (each checked against the portable Ops in tests/test_fastpaths.py) ------
@@ -268,7 +297,9 @@ class CupyOps(_Ops):
     flat = True
 
     def copy_into(self, out, x):
-        cupy.copyto(out, x)
+        # casting as `out[...] = x` casts (a bfloat16 gradient into the float32 buffer:
+        # ml_dtypes' bfloat16 is not of float kind, so 'same_kind' would refuse it)
+        cupy.copyto(out, x, casting="unsafe")
         return out
 
     def matmul_into(self, a, b, out):

@@ -70,6 +70,18 @@ def device_name(device: Any) -> str:
     return str(getattr(device, "device_kind", device))
 
 
+def low_precision_dtypes() -> dict[str, Any]:
+    return {"float16": xp.float16, "bfloat16": xp.bfloat16}
+
+
+#: nnx's names → JAX's: "high" is TF32 (JAX's own "high" means three bfloat16 passes).
+_JAX_PRECISION = {"highest": "highest", "high": "tensorfloat32", "medium": "bfloat16"}
+
+
+def set_matmul_precision(precision: str) -> None:
+    jax.config.update("jax_default_matmul_precision", _JAX_PRECISION[precision])
+
+
 def wait(arrays: Any) -> None:
     """Block until every array in ``arrays`` has been computed."""
     jax.block_until_ready(arrays)

@@ -71,6 +71,15 @@ def device_name(device: Any) -> str:
     return "cpu"
 
 
+def low_precision_dtypes() -> dict[str, Any]:
+    """float16 (no bfloat16 in NumPy): products through float32 BLAS, for correctness."""
+    return {"float16": np.float16}
+
+
+def set_matmul_precision(precision: str) -> None:
+    """No effect: the CPU multiplies float32 in float32 (no TF32 units)."""
+
+
 def ops(xp: Any) -> NumpyOps:
     return NumpyOps(xp)
 

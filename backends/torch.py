@@ -42,7 +42,14 @@ def from_numpy(a: np.ndarray, device: Any) -> torch.Tensor:
 
 
 def to_numpy(x: torch.Tensor) -> np.ndarray:
-    return x.detach().cpu().numpy().copy()
+    x = x.detach().cpu()
+    if x.dtype == torch.bfloat16:  # NumPy has no bfloat16: ml_dtypes' where installed
+        try:
+            import ml_dtypes
+        except ImportError:
+            return x.float().numpy()       # exact: every bfloat16 is a float32
+        return x.view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
+    return x.numpy().copy()
 
 
 def erf(x: torch.Tensor) -> torch.Tensor:
@@ -61,6 +68,15 @@ def library_version() -> str:
 def device_name(device: Any) -> str:
     device = torch.device(device)
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def low_precision_dtypes() -> dict[str, Any]:
+    return {"float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def set_matmul_precision(precision: str) -> None:
+    """"highest" | "high" (TF32 on CUDA) | "medium" (bfloat16 products): PyTorch's own names."""
+    torch.set_float32_matmul_precision(precision)
 
 
 # -- fast paths (each checked against the portable Ops in tests/test_fastpaths.py) ------

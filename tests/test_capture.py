@@ -255,6 +255,49 @@ def test_capture_true_says_why_it_cannot(monkeypatch, rng):
             Trainer(odd, X, y, loss="mse", optimizer="sgd", capture=True)
 
 
+def test_low_precision_models(emulate, monkeypatch, rng):
+    """bfloat16 products on torch: captured equals eager bit for bit. float16 brings
+    dynamic loss scaling, which reads every step's gradients on the host: refused (and
+    eager under capture=None); without loss scaling it is captured. On CuPy a captured
+    product runs on nnx's float32/float64 kernel: 16-bit models are refused there (its
+    ops' ``graph_safe`` flag is what marks such a backend)."""
+    X = rng.normal(size=(40, 4)).astype("float32")
+    y = rng.normal(size=(40, 2)).astype("float32")
+    if registry.why_unavailable("torch") is None:
+        weights = []
+        for mode in (False, True):
+            model = nnx.MLP([4, 8, 2], seed=0, compute_dtype="bfloat16", backend="torch")
+            fit(model, X, y, loss="mse", optimizer=nnx.optim.Adam(lr=1e-2), epochs=3,
+                batch_size=16, seed=0, progress=False, capture=mode)
+            weights.append([nnx.to_numpy(p) for p in model.parameters().values()])
+        for a, b in zip(*weights, strict=True):
+            np.testing.assert_array_equal(a, b)
+    with nnx.use_backend("numpy") as numpy_backend:
+        half = nnx.MLP([4, 8, 2], seed=0, compute_dtype="float16")
+        with pytest.raises(ValueError, match="loss scaling"):
+            Trainer(half, X, y, loss="mse", optimizer="sgd", capture=True)
+        assert Trainer(half, X, y, loss="mse", optimizer="sgd").captured is None
+        assert Trainer(half, X, y, loss="mse", optimizer="sgd", loss_scale=False,
+                       capture=True).captured is not None
+        monkeypatch.setattr(numpy_backend.ops, "graph_safe", False, raising=False)
+        with pytest.raises(ValueError, match="16-bit"):
+            Trainer(half, X, y, loss="mse", optimizer="sgd", loss_scale=False, capture=True)
+
+
+def test_products_beyond_the_backends_limit_stay_eager_unless_required(cpu, monkeypatch,
+                                                                         rng):
+    """CuPy's ``graph_max_product``: capture=None leaves larger products to cuBLAS (eager);
+    capture=True records them anyway. 16 rows × 4 × 8 = 512 multiply-adds here."""
+    X, y = rng.normal(size=(40, 4)).astype("float32"), rng.normal(size=(40, 2))
+    model = nnx.MLP([4, 8, 2], seed=0, backend=cpu)
+    for limit, auto in ((511, False), (512, True)):
+        monkeypatch.setattr(cpu.ops, "graph_max_product", limit, raising=False)
+        tr = Trainer(model, X, y, loss="mse", optimizer="sgd", batch_size=16)
+        assert (tr.captured is not None) is auto
+        assert Trainer(model, X, y, loss="mse", optimizer="sgd", batch_size=16,
+                       capture=True).captured is not None
+
+
 @pytest.mark.parametrize("name", ["jax", "array_api_strict"])
 def test_backends_without_flat_buffers_are_refused(emulate, name, rng):
     if registry.why_unavailable(name):

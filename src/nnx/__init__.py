@@ -14,7 +14,17 @@ built on them live in subpackages that import them and are never imported by the
 (scikit-learn estimators), ``nnx.benchmark`` (``nnx bench``), ``nnx.demos``.
 """
 
-from . import activations, callbacks, init, losses, optim, schedules, summary, training
+from . import (
+    activations,
+    callbacks,
+    init,
+    losses,
+    optim,
+    precision,
+    schedules,
+    summary,
+    training,
+)
 from ._version import __version__ as __version__
 from .activation_layers import (
     GELU,
@@ -39,7 +49,9 @@ from .backend import (
 from .gradcheck import gradcheck, numerical_gradients
 from .io import CheckpointError, load, save
 from .layers import Dense, Layer
+from .loss_scale import LossScaler
 from .perceptron import Perceptron, PerceptronResult
+from .precision import get_matmul_precision, matmul_precision, set_matmul_precision
 from .sequential import MLP, Sequential
 
 # Scale-out registers its hooks with nnx.extensions here (fit(distributed=...), dask
@@ -48,12 +60,14 @@ from . import distributed  # noqa: E402  (isort: skip)
 from .export import export_onnx  # noqa: E402  (a tool; imports onnx only when called)
 
 __all__ = [
-    "activations", "callbacks", "distributed", "init", "losses", "optim", "schedules",
-    "summary", "training",
+    "activations", "callbacks", "distributed", "init", "losses", "optim", "precision",
+    "schedules", "summary", "training",
+    "set_matmul_precision", "get_matmul_precision", "matmul_precision",
     "Backend", "available_backends", "get_backend", "set_backend", "use_backend",
     "asarray", "to_numpy",
     "Layer", "Dense", "Identity", "Step", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU",
     "Softmax", "make_activation", "Sequential", "MLP",
     "gradcheck", "numerical_gradients",
     "Perceptron", "PerceptronResult", "save", "load", "CheckpointError", "export_onnx",
+    "loss_scale", "LossScaler",
 ]

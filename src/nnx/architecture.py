@@ -15,6 +15,7 @@ range of every field before anything else reads them.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 from .activation_layers import (
@@ -32,6 +33,7 @@ from .backend import Backend
 from .inputs import cut, show
 from .layers import Dense
 from .perceptron import Perceptron
+from .precision import COMPUTE_DTYPES
 from .sequential import MLP, Sequential
 
 __all__ = ["describe", "check", "expected_tensors", "build", "DTYPE_CODE", "MAX_DEPTH",
@@ -51,9 +53,12 @@ def describe(layer: Any, depth: int = 0) -> dict[str, Any]:
         return {"type": "Perceptron", "n_features": layer.n_features, "lr": layer.lr,
                 "dtype": layer.dtype}
     if kind is Dense:
-        return {"type": "Dense", "in_features": layer.in_features,
-                "out_features": layer.out_features, "bias": layer.b is not None,
-                "dtype": layer.dtype}
+        d = {"type": "Dense", "in_features": layer.in_features,
+             "out_features": layer.out_features, "bias": layer.b is not None,
+             "dtype": layer.dtype}
+        if layer.compute_dtype is not None:    # the precision policy (nnx.precision)
+            d["compute_dtype"] = layer.compute_dtype
+        return d
     if kind is LeakyReLU:
         return {"type": "LeakyReLU", "alpha": layer.alpha}
     if kind is GELU:
@@ -113,11 +118,17 @@ def check(d: Any, depth: int = 0, budget: list[int] | None = None) -> None:
         need(lr is not None and lr > 0, "lr must be a positive finite number")
         need(_dtype(d["dtype"]), "dtype must be float32 or float64")
     elif kind == "Dense":
-        need(keys == {"in_features", "out_features", "bias", "dtype"}, "bad Dense fields")
+        need(keys in ({"in_features", "out_features", "bias", "dtype"},
+                      {"in_features", "out_features", "bias", "dtype", "compute_dtype"}),
+             "bad Dense fields")
         need(_size(d["in_features"]) and _size(d["out_features"]),
              f"in_features and out_features must be ints in [1, {MAX_WIDTH}]")
         need(isinstance(d["bias"], bool), "bias must be true or false")
         need(_dtype(d["dtype"]), "dtype must be float32 or float64")
+        low = d.get("compute_dtype")
+        need("compute_dtype" not in d or isinstance(low, str) and low in COMPUTE_DTYPES
+             and d["dtype"] == "float32",
+             "compute_dtype must be bfloat16 or float16, with dtype float32")
     elif kind == "LeakyReLU":
         need(keys == {"alpha"} and _number(d["alpha"]) is not None,
              "alpha must be a finite number")
@@ -151,6 +162,8 @@ def _check_mlp(d: dict[str, Any], need: Any) -> None:
              for layer, n_in, n_out in zip(dense, sizes, sizes[1:])),
          "the Dense layers do not have the widths in sizes")
     need(len({layer["dtype"] for layer in dense}) == 1, "an MLP's Dense layers share one dtype")
+    need(len({layer.get("compute_dtype") for layer in dense}) == 1,
+         "an MLP's Dense layers share one compute_dtype")
 
 
 def _excerpt(d: Any) -> str:
@@ -193,7 +206,8 @@ def build(d: dict[str, Any], backend: Backend) -> Any:
         return Perceptron(d["n_features"], lr=float(d["lr"]), dtype=d["dtype"], backend=backend)
     if kind == "Dense":
         return Dense(d["in_features"], d["out_features"], init="zeros", bias=d["bias"],
-                     dtype=d["dtype"], backend=backend)
+                     dtype=d["dtype"], backend=backend,
+                     compute_dtype=_usable(d.get("compute_dtype"), backend))
     if kind == "LeakyReLU":
         return LeakyReLU(alpha=float(d["alpha"]))
     if kind == "GELU":
@@ -201,10 +215,28 @@ def build(d: dict[str, Any], backend: Backend) -> Any:
     if kind in _SIMPLE:
         return _SIMPLE[kind]()
     if kind == "MLP":
-        dtypes = [layer["dtype"] for layer in d["layers"] if layer["type"] == "Dense"]
+        dense = [layer for layer in d["layers"] if layer["type"] == "Dense"]
         mlp = MLP(d["sizes"], activation=d["activation"], output_activation=d["output_activation"],
-                  init="zeros", dtype=dtypes[0] if dtypes else "float32", backend=backend)
-        if [describe(layer, 1) for layer in mlp.layers] != d["layers"]:
+                  init="zeros", dtype=dense[0]["dtype"] if dense else "float32", backend=backend)
+        low = dense[0].get("compute_dtype") if dense else None
+        if [describe(layer, 1) for layer in mlp.layers] != [
+                {k: v for k, v in layer.items() if k != "compute_dtype"} for layer in d["layers"]]:
             raise ValueError("architecture: the MLP's settings do not produce its listed layers")
+        mlp.compute_dtype = _usable(low, backend)
         return mlp
     return Sequential(*[build(inner, backend) for inner in d["layers"]])
+
+
+def _usable(compute_dtype: str | None, backend: Backend) -> str | None:
+    """A recorded compute dtype where ``backend`` has it; else None, with a warning: the
+    float32 master weights are the model, the compute dtype only how it multiplies."""
+    if compute_dtype is None:
+        return None
+    try:
+        backend.dtype(compute_dtype)
+    except ValueError as exc:
+        warnings.warn(f"the model was saved with compute_dtype={compute_dtype!r}, which the "
+                      f"{backend.name} backend lacks ({exc}); it computes in float32 here",
+                      RuntimeWarning, stacklevel=4)
+        return None
+    return compute_dtype

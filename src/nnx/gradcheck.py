@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import losses as _losses
+from . import precision as _precision
 from .inputs import real_number
 from .sequential import Sequential
 
@@ -63,6 +64,7 @@ def gradcheck(model: Sequential, x: Array, target: Array,
     eps = real_number("gradcheck", "eps", eps, low=0.0, low_open=True)
     if not hasattr(model, "layers"):
         raise TypeError(f"gradcheck takes a Sequential (or MLP); got {type(model).__name__}")
+    _refuse_low_precision(model)
     loss_fn = _losses.get(loss)
     _, dy = loss_fn(model.forward(x), target)
     model.backward(dy, input_grad=False)
@@ -80,3 +82,18 @@ def gradcheck(model: Sequential, x: Array, target: Array,
         if scale > 0.0:
             worst = max(worst, float(abs(g_bp - g_fd).max()) / scale)
     return worst
+
+
+def _refuse_low_precision(model: Any) -> None:
+    low = sorted({d.compute_dtype for d in getattr(model, "dense_layers", [])
+                  if d.compute_dtype is not None})
+    if low:
+        raise ValueError(f"gradcheck: the model computes in {', '.join(low)}, whose rounding "
+                         "(~1e-3) finite differences cannot tell from a wrong gradient; check a "
+                         "float64 copy instead (build it with dtype='float64', "
+                         "compute_dtype=None, and copy the weights over)")
+    precision = _precision.get_matmul_precision()
+    if precision != "highest":
+        raise ValueError(f"gradcheck: float32 matrix products run at precision {precision!r} "
+                         "(TF32 or bfloat16 on a GPU); run it inside "
+                         "nnx.precision.matmul_precision('highest') and with a float64 model")

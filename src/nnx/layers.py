@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import init as _init
+from . import precision as _precision
 from .backend import Backend, resolve_backend
 from .inputs import layer_array, positive_int, show
 
@@ -82,9 +83,14 @@ class Dense(Layer):
         init: an initializer name from :mod:`nnx.init` (or a callable ``(shape, *,
             seed, dtype, backend) -> array``) for ``W``; ``b`` starts at zero.
         bias: learn a bias ``b`` (else ``Z = X @ W.T``).
-        dtype: ``"float32"`` or ``"float64"``.
+        dtype: ``"float32"`` or ``"float64"``: the parameters and their gradients.
         seed: seed for the weight draw (same seed → same weights on every backend).
         backend: where the parameters live; the active backend when None.
+        compute_dtype: None, or ``"bfloat16"``/``"float16"`` (needs ``dtype="float32"``):
+            multiply in that dtype with float32 master weights (:mod:`nnx.precision`).
+            forward casts x, W and b to it and returns it; backward casts δ to it, stores
+            ``dW`` (made in it) and ``db`` (summed in float32) as float32, and returns
+            dL/dX in it.
 
     Shapes: ``W`` (out, in), ``b`` (out,), input (n, in), output (n, out).
     Inputs of another real dtype, integers and booleans are cast to ``dtype`` (lists are
@@ -97,7 +103,7 @@ class Dense(Layer):
 
     def __init__(self, in_features: int, out_features: int, *, init: Any = "he_normal",
                  bias: bool = True, dtype: str = "float32", seed: Any = None,
-                 backend: str | Backend | None = None) -> None:
+                 backend: str | Backend | None = None, compute_dtype: str | None = None) -> None:
         in_features = positive_int("in_features", in_features, "Dense")
         out_features = positive_int("out_features", out_features, "Dense")
         if dtype not in ("float32", "float64"):
@@ -110,6 +116,9 @@ class Dense(Layer):
         self.dtype = dtype
         self._xp = self.backend.xp
         self._dtype = getattr(self._xp, dtype)
+        self._compute_dtype: str | None = None
+        self._cdt: Any = None          # the compute dtype's object (None: compute in dtype)
+        self.compute_dtype = compute_dtype
         self._array_type = self.backend.array_type
         self.init = init
         self._W = self._initial_weights(init, seed)
@@ -125,10 +134,25 @@ class Dense(Layer):
         self._gW: Array | None = None
         self._gb: Array | None = None
         self._x: Array | None = None
+        self._Wc: Array | None = None  # W in the compute dtype, from forward to backward
 
     def __repr__(self) -> str:
+        low = "" if self._cdt is None else f", compute_dtype={self._compute_dtype!r}"
         return (f"Dense({self.in_features}, {self.out_features}, bias={self._b is not None}, "
-                f"dtype={self.dtype!r}, backend={self.backend.name!r})")
+                f"dtype={self.dtype!r}{low}, backend={self.backend.name!r})")
+
+    @property
+    def compute_dtype(self) -> str | None:
+        """The dtype the products run in (``"bfloat16"``, ``"float16"``), or None: ``dtype``."""
+        return self._compute_dtype
+
+    @compute_dtype.setter
+    def compute_dtype(self, name: str | None) -> None:
+        owner = f"Dense({self.in_features}, {self.out_features})"
+        self._cdt = _precision.compute_dtype(name, dtype=self.dtype, backend=self.backend,
+                                             owner=owner)
+        self._compute_dtype = name
+        self._x = self._Wc = None      # a cache made in the other dtype is no use
 
     def _initial_weights(self, init: Any, seed: Any) -> Array:
         """W drawn by ``init``, checked: a custom callable must return real finite numbers
@@ -216,6 +240,8 @@ class Dense(Layer):
 
     def forward(self, x: Array) -> Array:
         """Z = X W^T + b, caching X for the backward pass. ``x``: (n, in) → (n, out)."""
+        if self._cdt is not None:
+            return _precision.dense_forward(self, x)
         x = self._check_input(x)
         self._x = x
         z = self._ops.matmul(x, self._W.T)                        # X Wᵀ         (n, out)
@@ -234,6 +260,8 @@ class Dense(Layer):
         x = self._x
         if x is None:
             raise self._no_cache()
+        if self._cdt is not None:
+            return _precision.dense_backward(self, x, dy, input_grad)
         if not isinstance(dy, self._array_type) or dy.dtype != self._dt:
             dy = layer_array(dy, self.backend, self._dtype, f"dL/dZ given to {self!r}.backward")
         if dy.shape != (x.shape[0], self.out_features):
@@ -255,5 +283,5 @@ class Dense(Layer):
         return ops.matmul(dy, self._W) if input_grad else None    # dL/dX = δ W       (n, in)
 
     def release_cache(self) -> None:
-        self._x = None
+        self._x = self._Wc = None
         self._released = True

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import backends as _registry
+from . import precision as _precision
 from .activation_layers import ActivationLayer, make_activation
 from .backend import Backend, resolve_backend
 from .flat import FlatParameters, flatten
@@ -54,6 +55,8 @@ class Sequential(Layer):
             raise ValueError(f"Sequential: its Dense layers live on different backends "
                              f"({', '.join(sorted(names))}); build them under one backend")
         self.layers: list[Layer] = list(layers)
+        #: the parameters' dtype object: an output in a compute dtype is cast back to it
+        self._master = dense[0]._dt if dense else None
         #: the parameters and gradients in one buffer per dtype (None on backends that keep
         #: one array per parameter): :mod:`nnx.flat`. A nested network's layers move into
         #: this network's buffer; trained on its own, it then takes the per-array path.
@@ -88,11 +91,30 @@ class Sequential(Layer):
         return {f"{i}.{name}": p for i, layer in enumerate(self.layers)
                 for name, p in layer.parameters().items()}
 
+    @property
+    def compute_dtype(self) -> str | None:
+        """The dtype the Dense layers multiply in (:mod:`nnx.precision`): None for their own
+        ``dtype``, ``"bfloat16"`` or ``"float16"``; ``"mixed"`` when they differ. Setting it
+        sets every Dense layer's (nested networks' too)."""
+        found = {layer.compute_dtype for layer in self.dense_layers}
+        return found.pop() if len(found) == 1 else ("mixed" if found else None)
+
+    @compute_dtype.setter
+    def compute_dtype(self, name: str | None) -> None:
+        dense = self.dense_layers
+        for layer in dense:          # check every layer before changing any
+            _precision.compute_dtype(name, dtype=layer.dtype, backend=layer.backend,
+                                     owner=f"{type(self).__name__}.compute_dtype")
+        for layer in dense:
+            layer.compute_dtype = name
+
     def forward(self, x: Array) -> Array:
         """Push ``x`` (n, in) through every layer, caching what backward needs.
 
         An activation right after a Dense may compute in place on the Dense's output (a
-        fresh array nobody else holds): one (n, width) array less per layer."""
+        fresh array nobody else holds): one (n, width) array less per layer. With a compute
+        dtype (:mod:`nnx.precision`) the output is cast back to the parameters' dtype, so
+        that losses compute in float32."""
         fresh = False                # whether x is an output this forward made
         for layer in self.layers:
             if fresh and isinstance(layer, ActivationLayer):
@@ -100,6 +122,15 @@ class Sequential(Layer):
             else:
                 x = layer.forward(x)
             fresh = isinstance(layer, Dense)
+        if self._master is not None and x.dtype != self._master:
+            x = self._to_master(x)
+        return x
+
+    def _to_master(self, x: Array) -> Array:
+        """A 16-bit output of layers with a compute dtype, cast to the parameters' dtype."""
+        dense = self.dense_layers
+        if str(x.dtype).endswith("float16") and any(d.compute_dtype for d in dense):
+            return dense[0].backend.xp.astype(x, dense[0]._dtype)
         return x
 
     def backward(self, dy: Array, *, input_grad: bool = True,
@@ -140,12 +171,13 @@ class Sequential(Layer):
     def fit(self, X: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int,
             batch_size: int | None = None, shuffle: bool = True, seed: Any = None,
             validation_data: tuple[Any, Any] | None = None, progress: bool = True,
-            distributed: Any = None, callbacks: Sequence[Any] | None = None) -> Any:
+            distributed: Any = None, callbacks: Sequence[Any] | None = None,
+            loss_scale: Any = None) -> Any:
         """Train by minibatch gradient descent; see :func:`nnx.training.fit`. Returns a History."""
         return _fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
                     batch_size=batch_size, shuffle=shuffle, seed=seed,
                     validation_data=validation_data, progress=progress, distributed=distributed,
-                    callbacks=callbacks)
+                    callbacks=callbacks, loss_scale=loss_scale)
 
     def predict(self, X: Any, batch_size: int | None = None) -> Array:
         """The output (n, out) for inputs (n, in); see :func:`nnx.training.predict`."""
@@ -189,13 +221,17 @@ class MLP(Sequential):
         init: initializer name for every Dense; by default He for the ReLU family and
             Xavier for sigmoid/tanh (chosen by ``activation``).
         seed: one seed for the whole network; each layer draws from its own child seed.
-        dtype: ``"float32"`` or ``"float64"``.
+        dtype: ``"float32"`` or ``"float64"``: the parameters (the master weights).
         backend: where the parameters live; the active backend when None.
+        compute_dtype: None, ``"bfloat16"`` or ``"float16"``: the dtype the matrix
+            products and activations run in, with float32 master weights and a float32
+            output (:mod:`nnx.precision`); needs ``dtype="float32"``.
     """
 
     def __init__(self, sizes: Sequence[int], activation: str | None = "relu",
                  output_activation: str | None = None, init: Any = None, seed: Any = None,
-                 dtype: str = "float32", backend: str | Backend | None = None) -> None:
+                 dtype: str = "float32", backend: str | Backend | None = None,
+                 compute_dtype: str | None = None) -> None:
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"MLP: sizes needs an input and an output width, e.g. [2, 4, 1]; "
@@ -205,11 +241,12 @@ class MLP(Sequential):
             make_activation(output_activation)
         init = default_init(activation) if init is None else init
         backend = resolve_backend(backend)
+        _precision.compute_dtype(compute_dtype, dtype=dtype, backend=backend, owner="MLP")
         seeds = _registry.spawn_seeds(seed, len(sizes) - 1)
         layers: list[Layer] = []
         for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
             layers.append(Dense(n_in, n_out, init=init, dtype=dtype, seed=seeds[i],
-                                backend=backend))
+                                backend=backend, compute_dtype=compute_dtype))
             is_output = i == len(sizes) - 2
             if not is_output:
                 layers.append(_fresh_activation(activation))
