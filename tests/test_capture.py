@@ -450,8 +450,8 @@ def test_graph_replays_equal_the_eager_step_on_cuda(gpu, optimizer):
         h, w, _ = _train(gpu, "softmax_cross_entropy", optimizer, mode, epochs=6)
         runs.append((h, w))
     for a, b in zip(runs[0][1], runs[1][1], strict=True):
-        np.testing.assert_allclose(b, a, rtol=2e-5, atol=2e-6)
-    np.testing.assert_allclose(runs[1][0].loss, runs[0][0].loss, rtol=1e-5)
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(runs[1][0].loss, runs[0][0].loss, rtol=1e-4)
 
 
 def test_graph_counts_and_loss_on_cuda(gpu):
@@ -467,7 +467,7 @@ def test_graph_counts_and_loss_on_cuda(gpu):
     tr = runs[True][1]
     assert tr.captured.failure is None
     assert tr.captured.counts() == {"warm_ups": 2, "recorded": 2, "replays": 4 * 7 - 2}
-    np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=1e-5)
+    np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=1e-4)
 
 
 def test_xor_single_batch_graph_on_cuda(gpu):
