@@ -190,6 +190,8 @@ class CapturedEpochs:
 
     def step(self) -> Array:
         """One more step of a one-batch trainer (for timing); its loss, a device scalar."""
+        if not self.single:   # the offset would run past the data
+            raise ValueError("CapturedEpochs.step runs one-batch trainers only; use epoch()")
         self._sync()
         return self.static[0].run()
 
@@ -245,11 +247,10 @@ class _Static:
                 try:
                     self.recorder.capture()
                 except Exception as exc:   # noqa: BLE001  (any library's refusal)
+                    owner.failure = f"{type(exc).__name__}: {exc}"
                     if owner.required:
                         raise RuntimeError(f"fit: capture=True, but recording the step as a "
-                                           f"CUDA graph failed ({type(exc).__name__}: {exc})"
-                                           ) from exc
-                    owner.failure = f"{type(exc).__name__}: {exc}"
+                                           f"CUDA graph failed ({owner.failure})") from exc
                     return self.run()
                 self.recorded = 1
             out = self.recorder.replay()
@@ -292,8 +293,7 @@ class _Static:
 
 
 class _CallAgain:
-    """The CPU's stand-in for a graph (``_EMULATE``): recording does nothing, and a replay
-    calls the step again, as a faithful replay runs it."""
+    """A graph's CPU stand-in (``_EMULATE``): records nothing, replays by calling again."""
 
     def __init__(self, fn: Callable[[], Array]) -> None:
         self.warm_up = self.replay = fn
