@@ -184,6 +184,15 @@ class Ops:
         the minibatch gathered into a static buffer."""
         return self.copy_into(out, self.xp.take(x, idx, axis=0))
 
+    def gather_rows_into(self, perm: Array, offset: Array, at: Array,
+                         pairs: tuple[tuple[Array, Array], ...]) -> None:
+        """For each ``(x, out)``: out[i] = x[perm[offset + i]], in place, for the rows i of
+        ``out`` (r = len(at)); ``perm`` (n,) and ``offset`` (1,) int64 on the device,
+        ``at`` = arange(r): a minibatch gathered at a position the host never reads."""
+        idx = self.xp.take(perm, at + offset, axis=0)
+        for x, out in pairs:
+            self.take_rows_into(x, idx, out)
+
     def fill(self, out: Array, value: float) -> Array:
         """out[...] = value, in place (a host number written into a device array without a
         read back: a learning rate changed by a schedule, a counter reset)."""

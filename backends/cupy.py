@@ -233,6 +233,16 @@ _adam_capturable = cupy.ElementwiseKernel(
     """,
     "nnx_adam_capturable")
 
+# out[i, c] = x[perm[offset + i], c]: a minibatch's rows in one kernel per array, read at
+# the device's offset (x and out seen as 2-d)
+_gather_rows = cupy.ElementwiseKernel(
+    "raw T x, raw int64 perm, raw int64 offset, int64 cols", "T out",
+    """
+    const ptrdiff_t src[2] = {(ptrdiff_t)perm[offset[0] + i / cols], i % cols};
+    out = x[src];
+    """,
+    "nnx_gather_rows")
+
 _accumulate = cupy.ElementwiseKernel(
     "T value, T weight", "T total",
     "total += value * weight",
@@ -336,6 +346,17 @@ class CupyOps(_Ops):
     # -- a captured step: the same updates, with lr and t read from the device ---------
     def take_rows_into(self, x, idx, out):
         return cupy.take(x, idx, axis=0, out=out)
+
+    def gather_rows_into(self, perm, offset, at, pairs):
+        for x, out in pairs:
+            if x.dtype != out.dtype or x.ndim != out.ndim or x.ndim > 2:
+                super().gather_rows_into(perm, offset, at, ((x, out),))
+                continue
+            x2, out2 = x.reshape(x.shape[0], -1), out.reshape(out.shape[0], -1)
+            if out2.base is None and out2 is not out:   # not a view: write through instead
+                super().gather_rows_into(perm, offset, at, ((x, out),))
+                continue
+            _gather_rows(x2, perm, offset, out2.shape[1], out2)
 
     def fill(self, out, value):
         out.fill(value)

@@ -348,6 +348,23 @@ def test_clip_min_is_clip_without_a_host_read(backend):
         np.testing.assert_array_equal(got, np.clip(x, np.float32(low), None))
 
 
+@pytest.mark.parametrize("name", ["numpy", "torch", "cupy"])
+def test_gather_rows_at_a_device_offset(name, rng):
+    """out[i] = x[perm[offset + i]] for 2-d inputs and 1-d class ids (CuPy: one kernel
+    per array), against NumPy's fancy indexing."""
+    if registry.why_unavailable(name):
+        pytest.skip(registry.why_unavailable(name))
+    b = registry.load(name)
+    x, ids, perm = rng.normal(size=(11, 3)).astype("float32"), rng.integers(0, 5, 11), \
+        rng.permutation(11)
+    xb, yb = b.xp.empty((4, 3), dtype=b.xp.float32), b.xp.empty((4,), dtype=b.xp.int64)
+    at = b.from_numpy(np.arange(4))
+    b.ops.gather_rows_into(b.from_numpy(perm), b.from_numpy(np.array([5])), at,
+                           ((b.from_numpy(x), xb), (b.from_numpy(ids), yb)))
+    np.testing.assert_array_equal(b.to_numpy(xb), x[perm[5:9]])
+    np.testing.assert_array_equal(b.to_numpy(yb), ids[perm[5:9]])
+
+
 # -- the capturable optimizer kernels against PyTorch and against the host's path ---------
 
 @pytest.mark.parametrize("wd", [0.0, 0.01])

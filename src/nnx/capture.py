@@ -264,9 +264,7 @@ class _Static:
         xp, ops, model, opt = tr.xp, tr.backend.ops, tr.model, tr.optimizer
         x, y = self.x, self.y
         if not owner.single:   # this step's rows, at the device's offset: no host index
-            idx = xp.take(owner.perm, self.at + owner.offset, axis=0)
-            ops.take_rows_into(tr.X, idx, x)
-            ops.take_rows_into(tr.y, idx, y)
+            ops.gather_rows_into(owner.perm, owner.offset, self.at, ((tr.X, x), (tr.y, y)))
             offset = owner.offset
             offset += self.rows
         if tr.classes is not None:   # per-batch one-hot of validated integer ids
