@@ -43,7 +43,7 @@ from ..sequential import MLP
 from . import accounting as acc
 from . import cases, timing
 
-__all__ = ["PRECISIONS", "CPU_NET", "CPU_LABEL", "CHECK_STEPS", "is_cuda", "loss_scaler",
+__all__ = ["PRECISIONS", "CPU_NET", "CPU_LABEL", "CPU_BACKENDS", "CHECK_STEPS", "is_cuda", "loss_scaler",
            "run"]
 
 #: the rows, in order: (nnx's matmul precision, nnx's compute dtype) per name.
@@ -54,8 +54,9 @@ PRECISIONS: dict[str, tuple[str, str | None]] = {
 #: the CPU's problem: the digits network, for correctness.
 CPU_NET = ((64, 256, 128, 10), 32)
 CPU_LABEL = "CPU: for correctness, not speed"
-#: the CPU backends the section runs on, and their precisions.
-CPU_ROWS = {"numpy": ("float32", "float16"), "torch": ("float32", "bfloat16", "float16")}
+#: the CPU backends the section runs on (every precision, each skipped with its reason
+#: where the CPU or the library lacks it: no TF32 anywhere, no bfloat16 in NumPy).
+CPU_BACKENDS = ("numpy", "torch")
 #: steps trained from one start before the losses are compared.
 CHECK_STEPS = 20
 
@@ -141,6 +142,13 @@ def _peak(backend: Backend, build: Any, data_bytes: int = 0) -> int | None:
 
 
 def _torch_peak(backend: Backend, net: cases.Network, name: str) -> int | None:
+    """PyTorch's step's peak bytes (CUDA: ``max_memory_allocated``), its batch excluded."""
+    ref, device = cases._torch_device(backend)
+    if device is None or not hasattr(ref, "precision_step"):
+        return None
+    tracker = ref.Reference(lambda: None, device, None).memory_tracker()
+    if tracker is None:
+        return None
     holder: list[Any] = []
 
     def build() -> Any:
@@ -148,11 +156,6 @@ def _torch_peak(backend: Backend, net: cases.Network, name: str) -> int | None:
         holder.append(t.reference)  # type: ignore[union-attr]
         return t
 
-    probe = _torch_step(backend, net, name)
-    tracker = None if probe is None else probe.reference.memory_tracker()  # type: ignore
-    del probe
-    if tracker is None:
-        return None
     return cases._peak(tracker, build) - holder[0].data_bytes
 
 
@@ -163,8 +166,8 @@ def _plan(backend: Backend, cfg: dict[str, Any], quick: bool) -> tuple[cases.Net
         sizes, batch = cfg["precision_sizes"], cfg["precision_batch"]
         return cases.Network(tuple(sizes), batch), list(PRECISIONS), ""
     sizes, batch = CPU_NET if not quick else (cfg["precision_sizes"], cfg["precision_batch"])
-    return (cases.Network(tuple(sizes), batch), list(CPU_ROWS.get(backend.name, ())),
-            CPU_LABEL)
+    names = list(PRECISIONS) if backend.name in CPU_BACKENDS else []
+    return cases.Network(tuple(sizes), batch), names, CPU_LABEL
 
 
 def run(backend_name: str, cfg: dict[str, Any], *, quick: bool, use_torch: bool,
@@ -174,7 +177,7 @@ def run(backend_name: str, cfg: dict[str, Any], *, quick: bool, use_torch: bool,
     net, names, label = _plan(backend, cfg, quick)
     if not names:
         return [_skip(backend_name, net, "all", f"on the CPU the precision rows run on "
-                      f"{' and '.join(CPU_ROWS)} only ({CPU_LABEL})")]
+                      f"{' and '.join(CPU_BACKENDS)} only ({CPU_LABEL})")]
     before = _precision.get_matmul_precision()
     try:
         return _run(backend, net, names, label, cfg, use_torch, log)
