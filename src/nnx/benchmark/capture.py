@@ -121,11 +121,14 @@ def run(backend_name: str, cfg: dict[str, Any], *, quick: bool,
         found: dict[str, timing.Timed] = {
             "eager step": cases.training_step(backend, net),
             "eager fit": _fit_epoch(backend, net, steps, False if has_capture else None)}
+        refused = None
         if why is None:
-            try:
-                found["captured fit"] = _fit_epoch(backend, net, steps, True)
+            try:   # a first epoch records the graph: a refusal shows here, not mid-timing
+                t = _fit_epoch(backend, net, steps, True)
+                t.fn()
+                found["captured fit"] = t
             except (RuntimeError, ValueError, NotImplementedError) as exc:
-                why = f"capture refused: {exc}"
+                refused = f"capture refused: {exc}"
         timing.measure(list(found.values()), rounds=cfg["small_rounds"],
                        min_sample_s=cfg["min_sample_s"], settle_s=cfg["settle_s"])
         eager = found["eager fit"]
@@ -137,7 +140,7 @@ def run(backend_name: str, cfg: dict[str, Any], *, quick: bool,
                         "x_eager": statistics.median(a / b for a, b in
                                                      zip(per, _per_step(eager))),
                         "kernels": _kernels(backend, t)})
-        if why is not None:
+        if why or refused:
             out.append({"backend": backend_name, "net": net.label, "case": None,
-                        "cuda": cuda, "skipped": why})
+                        "cuda": cuda, "skipped": why or refused})
     return out

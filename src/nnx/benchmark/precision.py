@@ -43,8 +43,8 @@ from ..sequential import MLP
 from . import accounting as acc
 from . import cases, timing
 
-__all__ = ["PRECISIONS", "CPU_NET", "CPU_LABEL", "CPU_BACKENDS", "CHECK_STEPS", "is_cuda", "loss_scaler",
-           "run"]
+__all__ = ["PRECISIONS", "CPU_NET", "CPU_LABEL", "CPU_BACKENDS", "CHECK_STEPS", "is_cuda",
+           "loss_scaler", "run"]
 
 #: the rows, in order: (nnx's matmul precision, nnx's compute dtype) per name.
 PRECISIONS: dict[str, tuple[str, str | None]] = {
