@@ -208,7 +208,9 @@ class CupyOps(_Ops):
     flat = True
 
     def copy_into(self, out, x):
-        cupy.copyto(out, x)
+        # casting as `out[...] = x` casts (a bfloat16 gradient into the float32 buffer:
+        # ml_dtypes' bfloat16 is not of float kind, so 'same_kind' would refuse it)
+        cupy.copyto(out, x, casting="unsafe")
         return out
 
     def matmul_into(self, a, b, out):

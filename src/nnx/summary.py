@@ -212,6 +212,10 @@ def summarize(model: Any, *, batch_size: int | None = None, optimizer: Any = Non
         rows, _ = _rows(model, width, batch_size)
         backend = model.backend
         dtypes = sorted({_dtype_name(p) for p in model.parameters().values()}) or ["no parameters"]
+        low = sorted({d.compute_dtype for d in getattr(model, "dense_layers", [])
+                      if d.compute_dtype is not None})
+        if low:   # the precision policy: float32 master weights, products in low precision
+            dtypes.append(f"computing in {', '.join(low)}")
         input_shape = None if width is None else (batch_size, width)
         grads = True
     else:
