@@ -8,6 +8,7 @@ the benchmark needs lives here, behind the backend fence.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -154,8 +155,8 @@ def precision_step(sizes: Sequence[int], batch: int, *, precision: str, lr: floa
     def step() -> None:
         torch.set_float32_matmul_precision(matmul)
         opt.zero_grad()
-        with torch.autocast(device_type=dev.type, dtype=low or torch.float32,
-                            enabled=low is not None):
+        with (torch.autocast(device_type=dev.type, dtype=low) if low is not None
+              else contextlib.nullcontext()):
             loss = loss_fn(model(x), y)
         if scaler is None:
             loss.backward()
