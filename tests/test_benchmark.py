@@ -364,6 +364,6 @@ def test_new_sections_from_the_command_line_without_cuda(tmp_path, capsys):
     assert "capture needs CUDA" in out and "eager fit" in out
     lines = [ln for ln in out.splitlines() if "not measured here (needs CUDA)" in ln]
     assert len(lines) == 6 and not any(ln.rstrip().endswith(" met") for ln in lines)
-    data = json.loads((tmp_path / "quick.json").read_text())
+    data = json.loads((tmp_path / "quick-precision-capture.json").read_text())
     assert data["precision"] and data["capture"] and data["digits_job"] == []
     assert benchmark.main(["--sections", "precision,nope"]) == 2

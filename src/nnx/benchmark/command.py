@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                         "array_api_strict)")
     p.add_argument("--out", default=os.path.join("bench", "results"),
                    help="folder for the JSON and PNG (default: bench/results)")
-    p.add_argument("--name", help="file stem (default: quick, cpu or gpu)")
+    p.add_argument("--name", help="file stem (default: quick, cpu or gpu, followed by the "
+                   "sections' names when they are not the default ones)")
     p.add_argument("--sizes", type=_ints, help="the wide MLP's widths, e.g. 784,2048,2048,10")
     p.add_argument("--batch", type=int, help="the wide MLP's batch rows")
     p.add_argument("--widths", type=_ints, help="hidden widths of the width sweep")
@@ -102,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  log=lambda msg: print(msg, file=sys.stderr, flush=True), sections=args.sections)
     gpu = any(b == "cupy" or "cuda" in str(resolve_backend(b).device).lower() for b in backends)
     name = args.name or ("quick" if args.quick else "gpu" if gpu else "cpu")
+    if not args.name and list(args.sections) != list(DEFAULT_SECTIONS):   # not cpu.json's rows
+        name += "-" + "-".join(args.sections)
     m = result["machine"]
     print(f"\nnnx bench — {m['cpu']} ({m['cpu_count']} CPUs), "
           + ", ".join(f"{k}: {v['device_name']}" for k, v in m["backends"].items()))
