@@ -13,15 +13,16 @@
 #
 # The stages, in this order, each under its own `timeout` (their limits sum to 540 s, so
 # one slow stage cannot eat the rest), each writing under $OUT as it goes:
-#   precision  90 s  nnx bench --sections precision: the wide step (4096-4096-4096-10
-#                    ×4096) in float32, TF32, bfloat16, float16 on cupy, torch (CUDA) and
-#                    JAX on the GPU if present, PyTorch's autocast steps beside; run
-#                    WITHOUT NVIDIA_TF32_OVERRIDE (it would silently turn TF32 off)
+#   precision  80 s  nnx bench --sections precision: the wide step (4096-4096-4096-10
+#                    ×4096) in float32, TF32, bfloat16, float16 on cupy and torch (CUDA),
+#                    PyTorch's autocast steps beside; run WITHOUT NVIDIA_TF32_OVERRIDE
+#                    (it would silently turn TF32 off); then 20 s for JAX on the GPU
+#                    where present, in its own process
 #   capture    70 s  nnx bench --sections capture: XOR and the digits network eager and
 #                    captured as a CUDA graph; the digits demo's job on cupy against NumPy
 #   demo       50 s  `nnx demo digits` on cupy, then on numpy, each in a fresh process
 #                    (their own "trained in" timing), 25 s each
-#   tests     150 s  every cupy and torch (CUDA) case of the test suite, then
+#   tests     140 s  every cupy and torch (CUDA) case of the test suite (110 s), then
 #                    tests/test_capture.py and tests/test_precision.py where they exist
 #   main      150 s  nnx bench --sections main for cupy and torch (CUDA), float32 with TF32
 #                    off (NVIDIA_TF32_OVERRIDE=0, CUPY_TF32=0 for this stage alone), as
@@ -105,9 +106,18 @@ gpu = [b for b in names if b == 'cupy' or 'cuda' in str(nnx.backends.load(b).dev
 print(','.join(gpu))")
 log "CUDA backends: $GPU"
 
-stage precision 90 "$OUT/precision.txt" env -u NVIDIA_TF32_OVERRIDE -u CUPY_TF32 \
-    $NNX --backends "$GPU" --sections precision --settle 0 --no-plot \
+# cupy and torch first, on their own: a slow JAX compile cannot cost their figures
+stage precision 80 "$OUT/precision.txt" env -u NVIDIA_TF32_OVERRIDE -u CUPY_TF32 \
+    $NNX --backends "${GPU/,jax/}" --sections precision --settle 0 --no-plot \
     --out "$OUT" --name gpu-precision
+if [[ ",$GPU," == *,jax,* ]]; then   # its JSON stays behind (8 files); its table comes back
+    stage precision-jax 20 "$OUT/precision.txt" env -u NVIDIA_TF32_OVERRIDE -u CUPY_TF32 \
+        $NNX --backends jax --sections precision --settle 0 --no-plot \
+        --out "$SCRATCH" --name gpu-precision-jax
+else
+    BUDGET=$((BUDGET + 20))
+    log "JAX on the GPU: not here"
+fi
 stage capture 70 "$OUT/precision.txt" $NNX --backends "${GPU/,jax/}" --sections capture \
     --settle 0 --no-plot --out "$OUT" --name gpu-capture
 for b in cupy numpy; do
@@ -133,7 +143,7 @@ else:
 EOF
 
 EXTRA=$(ls tests/test_capture.py tests/test_precision.py 2>/dev/null | tr '\n' ' ')
-stage tests-cuda 120 "$OUT/tests.txt" $PY -m pytest tests -q -k "cupy or torch" \
+stage tests-cuda 110 "$OUT/tests.txt" $PY -m pytest tests -q -k "cupy or torch" \
     -p no:cacheprovider -rfE --tb=short
 log "tests: $(tail -1 "$OUT/tests.txt")"
 if [ -n "$EXTRA" ]; then
