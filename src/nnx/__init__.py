@@ -49,6 +49,7 @@ from .backend import (
 from .gradcheck import gradcheck, numerical_gradients
 from .io import CheckpointError, load, save
 from .layers import Dense, Layer
+from .loss_scale import LossScaler
 from .perceptron import Perceptron, PerceptronResult
 from .precision import get_matmul_precision, matmul_precision, set_matmul_precision
 from .sequential import MLP, Sequential
@@ -68,4 +69,5 @@ __all__ = [
     "Softmax", "make_activation", "Sequential", "MLP",
     "gradcheck", "numerical_gradients",
     "Perceptron", "PerceptronResult", "save", "load", "CheckpointError", "export_onnx",
+    "loss_scale", "LossScaler",
 ]

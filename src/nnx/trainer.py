@@ -7,17 +7,25 @@ step's loss as a device scalar; the host reads one number per epoch. That number
 checks the parameters: after every epoch, a NaN or infinite loss or parameter raises
 :class:`TrainingDivergedError` (a sum over the flat parameter buffer, one reduction per
 epoch, never per step). :func:`nnx.fit` and nnx.sklearn's estimators both drive it.
+
+With loss scaling (:mod:`nnx.loss_scale`; float16 models by default) the step becomes
+forward → loss (float32) → dL/dout × S → backward → gradients ÷ S and checked → the
+optimizer's step unless a gradient was inf or NaN → S updated. Reading that check is
+the step's one host read (as ``GradScaler.step``); a skipped step never raises
+:class:`TrainingDivergedError`, and the epoch's loss averages the steps taken.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from . import backends as _registry
 from . import inputs as _inputs
+from . import loss_scale as _loss_scale
 from . import losses as _losses
 from . import optim as _optim
 from .extensions import DataParallelHooks
@@ -40,13 +48,14 @@ class Trainer:
     given, is called after each backward pass (it may add to the gradients) and returns
     a device scalar added to the loss (nnx.sklearn uses it for scikit-learn's L2 term).
     ``data_parallel`` (from :func:`nnx.extensions.resolve_data_parallel`) shards every
-    batch over processes and sums their gradients before each step.
+    batch over processes and sums their gradients before each step (and before the
+    penalty, which each rank then adds once). ``loss_scale`` is :func:`nnx.fit`'s.
     """
 
     def __init__(self, model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any],
                  optimizer: Any, batch_size: int | None = None, shuffle: bool = True,
                  seed: Any = None, penalty: Callable[[Any, int], Array] | None = None,
-                 data_parallel: DataParallelHooks | None = None) -> None:
+                 data_parallel: DataParallelHooks | None = None, loss_scale: Any = None) -> None:
         dense = getattr(model, "dense_layers", None)
         if not dense:
             raise ValueError(f"fit: {type(model).__name__} has no Dense layer to train")
@@ -61,6 +70,10 @@ class Trainer:
         fn = _losses.get(loss)  # ValueError listing the names
         self.loss_fn = functools.partial(fn, xp=xp) if fn in _losses.LOSSES.values() else fn
         self.optimizer = _optim.get(optimizer)
+        #: the loss scaler (:mod:`nnx.loss_scale`) or None; ``skipped``: steps skipped in
+        #: the last epoch because a scaled gradient overflowed
+        self.scaler = _loss_scale.resolve(loss_scale, dense)
+        self.skipped = 0
         self.penalty = penalty
         self.X, self.y, self.classes = self.prepare(X, y, what="")
         n = self.n = self.X.shape[0]
@@ -87,7 +100,18 @@ class Trainer:
         """One pass over the data; returns the epoch's mean loss (one host read).
 
         Raises :class:`TrainingDivergedError` when the loss, or any parameter after the
-        epoch's last step, is NaN or infinite."""
+        epoch's last step, is NaN or infinite. With loss scaling (one more host read per
+        step), the mean is over the steps taken; an epoch whose every step was skipped
+        returns the mean of its losses, and raises only for a static scale or a
+        non-finite loss (nothing would change the next epoch)."""
+        if self.scaler is None:
+            return self._epoch()
+        with warnings.catch_warnings():  # overflow is expected there: NumPy's warnings are noise
+            warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered",
+                                    RuntimeWarning)
+            return self._epoch()
+
+    def _epoch(self) -> float:
         xp, X, y = self.xp, self.X, self.y
         self.epochs_run += 1
         if self.shuffle:
@@ -99,23 +123,36 @@ class Trainer:
         losses = []
         single = len(self.bounds) == 1
         dp = self.data_parallel  # each process trains on its shard of each batch
+        scaler, skipped = self.scaler, []  # loss scaling: the steps skipped on inf/NaN
         for a, b in self.bounds:
             lo, hi = (a, b) if dp is None else dp.shard(a, b)
             if hi == lo:  # this rank's shard of a batch smaller than the world is empty
                 losses.append(dp.all_reduce(None, 0, b - a))
+                if scaler is not None and scaler.update(scaler.unscale_(model)):
+                    skipped.append(len(losses) - 1)
+                    continue
                 step(model)
                 continue
             xb, yb = (X, y) if single and dp is None else (X[lo:hi, ...], y[lo:hi, ...])
             if classes is not None:  # per-batch one-hot of validated integer ids
                 yb = xp.astype(yb[:, None] == classes, dtype)
             value, grad = loss_fn(forward(xb), yb)
+            if scaler is not None:  # dL/dout × S: float16's gradients lifted into range
+                grad = scaler.scale_gradient(grad)
             backward(grad, input_grad=False)
-            if penalty is not None:
-                value = value + penalty(model, b - a)
             if dp is not None:  # the global batch's gradients and loss, summed over the ranks
                 value = dp.all_reduce(value, hi - lo, b - a)
-            step(model)
+            found = None if scaler is None else scaler.unscale_(model)  # ÷ S; inf/NaN?
+            if penalty is not None:
+                value = value + penalty(model, b - a)
             losses.append(value)
+            if found is not None and scaler.update(found):  # one host read; skip on inf/NaN
+                skipped.append(len(losses) - 1)
+                continue
+            step(model)
+        self.skipped = len(skipped)
+        if skipped:
+            return self._mean_skipping(losses, skipped)
         if single:
             total = losses[0]
         else:
@@ -126,6 +163,31 @@ class Trainer:
         if not math.isfinite(mean):
             mean = self._diverged(losses, total)
         return mean
+
+    def _mean_skipping(self, losses: list[Array], skipped: list[int]) -> float:
+        """The epoch's mean loss over the steps taken, when loss scaling skipped some; an
+        epoch that took none reports the mean of its losses (inf or NaN possibly) and
+        raises only where waiting cannot help: a static scale, or a non-finite loss."""
+        xp, sizes = self.xp, [b - a for a, b in self.bounds]
+        skip = set(skipped)
+        taken = [i for i in range(len(losses)) if i not in skip] or list(range(len(losses)))
+        weights = xp.asarray([float(sizes[i]) for i in taken], dtype=self.dtype,
+                             device=self.backend.device)
+        kept = [losses[i] for i in taken]
+        total = xp.sum(xp.reshape(xp.stack(kept), (-1,)) * weights) / sum(sizes[i] for i in taken)
+        if len(skipped) < len(losses):
+            mean = float(total + 0.0 * self._parameter_sum())
+            return mean if math.isfinite(mean) else self._diverged(kept, total)
+        mean = float(total)
+        if self.scaler.dynamic and math.isfinite(mean):
+            return mean  # the scale keeps shrinking until the gradients fit
+        why = (f"the static loss scale {self.scaler.scale:g} overflows the gradients: pass a "
+               "smaller loss_scale, or loss_scale=None for dynamic scaling"
+               if math.isfinite(mean) else f"the loss itself is {mean} (the forward pass "
+               "overflowed; loss scaling cannot help: compute in bfloat16 or float32)")
+        raise TrainingDivergedError(
+            f"every step of epoch {self.epochs_run} (counted from 1) was skipped for an inf "
+            f"or NaN gradient: {why}")
 
     def _parameter_sum(self) -> Array:
         """Σ of every parameter as a device scalar: one reduction per flat buffer

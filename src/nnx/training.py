@@ -40,12 +40,20 @@ class History:
     classification losses (argmax for softmax cross-entropy; threshold 0.5 on
     probabilities for ``binary_cross_entropy``, 0 on logits for the sigmoid variant).
     ``lr`` is the optimizer's learning rate during each epoch (callbacks may change it).
+
+    With loss scaling (``fit``'s ``loss_scale``), ``loss_scale`` holds the scale after
+    each epoch and ``skipped`` how many of its steps were skipped for an inf or NaN
+    gradient (both stay empty without scaling). ``loss`` then averages the unscaled
+    losses of the steps taken; a skipped step's loss, which may be inf, is left out (an
+    epoch whose every step was skipped records the mean of its losses).
     """
 
     loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
+    loss_scale: list[float] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
 
     @property
     def epochs(self) -> int:
@@ -57,7 +65,7 @@ class History:
         return getattr(self, key)
 
 
-_KEYS = ("loss", "val_loss", "val_accuracy", "lr")
+_KEYS = ("loss", "val_loss", "val_accuracy", "lr", "loss_scale", "skipped")
 _HOOKS = ("on_train_begin", "on_epoch_begin", "on_epoch_end", "on_train_end")
 
 
@@ -100,7 +108,8 @@ def _progress_bar(epochs: int, progress: bool) -> Any:
 def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer: Any,
         epochs: int, batch_size: int | None = None, shuffle: bool = True, seed: Any = None,
         validation_data: tuple[Any, Any] | None = None, progress: bool = True,
-        distributed: Any = None, callbacks: Sequence[Any] | None = None) -> History:
+        distributed: Any = None, callbacks: Sequence[Any] | None = None,
+        loss_scale: Any = None) -> History:
     """Train ``model`` by minibatch gradient descent; returns a :class:`History`.
 
     Args:
@@ -137,6 +146,12 @@ def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer
             ``val_loss`` (and ``val_accuracy`` for classification losses). A callback
             whose ``stop_training`` is True after ``on_epoch_end`` ends training there;
             ``on_train_end`` runs when training ends normally (not when fit raises).
+        loss_scale: loss scaling for float16 (:mod:`nnx.loss_scale`). None: dynamic
+            scaling (a new :class:`~nnx.loss_scale.LossScaler`) when a Dense computes in
+            float16, none otherwise; False: none; True: dynamic; a positive number: that
+            static scale; a ``LossScaler``: used as given (its scale carries over between
+            calls). A step whose scaled gradients hold inf or NaN is skipped (the
+            optimizer does not run) and never raises; see :class:`History`.
 
     Raises:
         ValueError: bad shapes or lengths, labels that are not valid classes, unknown
@@ -144,12 +159,13 @@ def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer
         TrainingDivergedError: (a FloatingPointError) the loss, or a parameter after an
             epoch, became NaN or infinite; the message names the epoch (and the step or
             the arrays). The model keeps the diverged weights.
-        TypeError: ``callbacks`` holds something that is not a callback.
+        TypeError: ``callbacks`` holds something that is not a callback, or
+            ``loss_scale`` is none of the forms above.
     """
     _inputs.positive_int("epochs", epochs)
     dp = _extensions.resolve_data_parallel(distributed)
     trainer = Trainer(model, X, y, loss=loss, optimizer=optimizer, batch_size=batch_size,
-                      shuffle=shuffle, seed=seed, data_parallel=dp)
+                      shuffle=shuffle, seed=seed, data_parallel=dp, loss_scale=loss_scale)
     val = None
     if validation_data is not None:
         try:
@@ -186,6 +202,9 @@ def fit(model: Any, X: Any, y: Any, *, loss: str | Callable[..., Any], optimizer
                     logs["val_accuracy"] = vacc
             for key, value in logs.items():
                 history[key].append(value)
+            if trainer.scaler is not None:
+                history.loss_scale.append(trainer.scaler.scale)
+                history.skipped.append(trainer.skipped)
             if bar is not None:
                 bar.update(1)
                 if time.perf_counter() - shown > 0.2:

@@ -18,7 +18,10 @@ scikit-learn's trajectory to rounding (tested). Not bitwise the same numbers: th
 random draws and Adam's ε placement (PyTorch's) differ.
 
 What nnx adds: ``backend=`` (a name such as ``"torch"``; the active nnx backend when
-None) and ``dtype=`` (None: float32 for float32 input, else float64, as scikit-learn).
+None), ``dtype=`` (None: float32 for float32 input, else float64, as scikit-learn) and
+``compute_dtype=`` (``"bfloat16"``/``"float16"``: low-precision products with float32
+master weights, :mod:`nnx.precision`; float64 input is then cast to float32, and
+``dtype="float64"`` is a ValueError).
 Host inputs are copied to the backend once per ``fit``; every epoch (or L-BFGS
 evaluation) runs there. ``coefs_``/``intercepts_`` are host NumPy arrays in
 scikit-learn's (in, out) orientation and they are the model: the network is loaded

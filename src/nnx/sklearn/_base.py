@@ -102,7 +102,8 @@ class BaseMLP(StochasticSolver, LbfgsSolver, MLPParams):
         self._backend = backend or resolve_backend(self._backend_name)
         self._xp_dtype = getattr(self._backend.xp, self._dtype_name)
         self._model = MLP(units, activation=ACTIVATIONS[self.activation], init="zeros",
-                          dtype=self._dtype_name, backend=self._backend)
+                          dtype=self._dtype_name, backend=self._backend,
+                          compute_dtype=getattr(self, "_compute_name", None))
 
     def _load_weights(self) -> None:
         """The device network from ``coefs_`` / ``intercepts_`` (built if needed)."""
@@ -121,6 +122,7 @@ class BaseMLP(StochasticSolver, LbfgsSolver, MLPParams):
     def _initialize(self, n_features: int, n_outputs: int, sizes: list[int], dtype: str,
                     rs: Any, backend: Any) -> None:
         self._dtype_name = dtype
+        self._compute_name = self.compute_dtype   # what predict computes in, until a refit
         units = [n_features, *sizes, n_outputs]
         self._build(units, backend)
         self._backend_name = self._backend.name
@@ -174,7 +176,7 @@ class BaseMLP(StochasticSolver, LbfgsSolver, MLPParams):
             Y = Y.reshape((-1, 1))
         rs = check_random_state(self.random_state)
         if first:
-            dtype = self.dtype or ("float32" if X.dtype == "float32" else "float64")
+            dtype = self._master_dtype(str(X.dtype))
             backend = resolve_backend(self.backend) if self.backend is not None or \
                 source is None else source
             self._initialize(X.shape[1], Y.shape[1], sizes, dtype, rs, backend)
@@ -183,6 +185,12 @@ class BaseMLP(StochasticSolver, LbfgsSolver, MLPParams):
                              f"{self.n_outputs_}; refit without warm_start")
         else:
             self._load_weights()   # coefs_ / intercepts_ are the model: continue from them
+            if self.compute_dtype != getattr(self, "_compute_name", None):   # set_params
+                if self.compute_dtype is not None and self._dtype_name != "float32":
+                    raise ValueError(f"compute_dtype={self.compute_dtype!r} needs float32 master "
+                                     f"weights; the fitted network's are {self._dtype_name}: "
+                                     "refit without warm_start")
+                self._model.compute_dtype = self._compute_name = self.compute_dtype
         if self.solver == "lbfgs":
             self._fit_lbfgs(X, Y, sample_weight)
         else:

@@ -31,9 +31,11 @@ NON_FINITE = ("Solver produced non-finite parameter weights. The input data may 
 #: scikit-learn's hidden activation names → nnx's.
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
-#: nnx's own parameters: a backend name (resolved, and refused if unknown, at fit) and dtype
+#: nnx's own parameters: a backend name (resolved, and refused if unknown, at fit), dtype
+#: and the compute dtype of the products (nnx.precision)
 NNX_CONSTRAINTS: dict = {"backend": [str, None],
-                         "dtype": [StrOptions({"float32", "float64"}), None]}
+                         "dtype": [StrOptions({"float32", "float64"}), None],
+                         "compute_dtype": [StrOptions({"bfloat16", "float16"}), None]}
 
 #: scikit-learn's own MLP constraints (the same objects, so the same messages), plus nnx's.
 CONSTRAINTS: dict = {**_sk.MLPClassifier._parameter_constraints, **NNX_CONSTRAINTS}
@@ -66,6 +68,11 @@ class MLPParams(BaseEstimator):
         backend: nnx backend name (``"numpy"``, ``"cupy"``, ``"torch"``, ``"jax"``,
             ``"array_api_strict"``); the active one when None.
         dtype: ``"float32"``, ``"float64"``, or None for float32 only with float32 input.
+        compute_dtype: None, ``"bfloat16"`` or ``"float16"``: the matrix products run in
+            it with float32 master weights (:mod:`nnx.precision`); ``dtype`` None then
+            means float32 for any input (float64 input is cast, as with
+            ``dtype="float32"``) and ``dtype="float64"`` is refused at ``fit``. sgd and
+            adam scale the loss for float16 (:mod:`nnx.loss_scale`); lbfgs does not.
     """
 
     _parameter_constraints: dict = CONSTRAINTS
@@ -76,7 +83,7 @@ class MLPParams(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 backend=None, dtype=None):
+                 backend=None, dtype=None, compute_dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -102,6 +109,7 @@ class MLPParams(BaseEstimator):
         self.max_fun = max_fun
         self.backend = backend
         self.dtype = dtype
+        self.compute_dtype = compute_dtype
 
     def _hidden_sizes(self) -> list[int]:
         """``hidden_layer_sizes`` as a list of ints, checked as scikit-learn's ``_fit`` does."""
@@ -118,3 +126,13 @@ class MLPParams(BaseEstimator):
             raise ValueError(f"hidden_layer_sizes: a width above {MAX_WIDTH} cannot be "
                              f"allocated; got {[show(s) for s in sizes]}")
         return [int(s) for s in sizes]
+
+    def _master_dtype(self, X_dtype: str) -> str:
+        """The parameters' dtype for a first fit on input of ``X_dtype``."""
+        if self.compute_dtype is None:
+            return self.dtype or ("float32" if X_dtype == "float32" else "float64")
+        if self.dtype not in (None, "float32"):
+            raise ValueError(f"compute_dtype={self.compute_dtype!r} multiplies in "
+                             f"{self.compute_dtype} with float32 master weights: dtype must be "
+                             f"None or 'float32'; got dtype={self.dtype!r}")
+        return "float32"
