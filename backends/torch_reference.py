@@ -8,6 +8,7 @@ the benchmark needs lives here, behind the backend fence.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,7 +18,8 @@ import torch
 from . import torch as _torch_adapter
 
 __all__ = ["device_for", "Reference", "mlp_step", "ADAM_IMPLEMENTATIONS", "dense_forward",
-           "dense_forward_backward", "count_kernel_launches", "train_classifier"]
+           "dense_forward_backward", "count_kernel_launches", "train_classifier",
+           "PRECISIONS", "precision_step"]
 
 _ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid,
                 "identity": torch.nn.Identity}
@@ -45,6 +47,8 @@ class Reference:
         self.device = torch.device(device)
         self.module = module
         self.data_bytes = data_bytes    # the input batch and targets it holds
+        self.inputs: tuple[Any, ...] = ()   # (x, y) of a training step
+        self.optimizer: Any = None
 
     def __call__(self) -> Any:
         return self.fn()
@@ -112,7 +116,57 @@ def mlp_step(sizes: Sequence[int], batch: int, *, activation: str = "relu",
         loss_fn(model(x), y).backward()
         opt.step()
 
-    return Reference(step, device, model, _nbytes(x) + _nbytes(y))
+    ref = Reference(step, device, model, _nbytes(x) + _nbytes(y))
+    ref.inputs, ref.optimizer = (x, y), opt
+    return ref
+
+
+#: PyTorch's mixed-precision recipes: float32 matmul precision, autocast dtype, GradScaler.
+PRECISIONS: dict[str, tuple[str, torch.dtype | None, bool]] = {
+    "float32": ("highest", None, False),
+    "tf32": ("high", None, False),
+    "bfloat16": ("highest", torch.bfloat16, False),
+    "float16": ("highest", torch.float16, True),
+}
+
+
+def precision_step(sizes: Sequence[int], batch: int, *, precision: str, lr: float = 0.01,
+                   device: str = "cpu", seed: int = 0, optimizer: str = "sgd") -> Reference:
+    """:func:`mlp_step` (ReLU, cross-entropy, float32 ``nn.Linear``) in one of PyTorch's
+    own precision recipes, as its documentation writes them:
+
+    ``"float32"``: ``torch.set_float32_matmul_precision("highest")``; ``"tf32"``: the
+    same with ``"high"``; ``"bfloat16"``: the forward and the loss under
+    ``torch.autocast(device_type, dtype=torch.bfloat16)``; ``"float16"``: autocast to
+    float16 with ``torch.amp.GradScaler`` (``scale(loss).backward()``, ``step``,
+    ``update``). The matmul precision is set at the start of every step (a host-side
+    switch), so steps of different recipes can be timed interleaved.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    matmul, low, scaled = PRECISIONS[precision]
+    r = mlp_step(sizes, batch, lr=lr, device=device, seed=seed, optimizer=optimizer)
+    model, dev = r.module, r.device
+    x, y = r.inputs
+    opt = r.optimizer
+    scaler = torch.amp.GradScaler(dev.type) if scaled else None
+    loss_fn = torch.nn.functional.cross_entropy
+
+    def step() -> None:
+        torch.set_float32_matmul_precision(matmul)
+        opt.zero_grad()
+        with (torch.autocast(device_type=dev.type, dtype=low) if low is not None
+              else contextlib.nullcontext()):
+            loss = loss_fn(model(x), y)
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+
+    return Reference(step, device, model, r.data_bytes)
 
 
 def _nbytes(t: torch.Tensor) -> int:

@@ -12,10 +12,13 @@ import json
 
 import pytest
 
+import nnx
 from nnx import backends as registry
 from nnx import benchmark
 from nnx.benchmark import accounting as acc
-from nnx.benchmark import cases, report, suite, timing
+from nnx.benchmark import capture as capture_section
+from nnx.benchmark import cases, gpu_targets, report, suite, timing
+from nnx.benchmark import precision as precision_section
 
 Ops = registry.Ops   # the portable reference every fast path is checked against
 
@@ -214,3 +217,153 @@ def test_report_formats():
     table = report.format_table([row]).splitlines()
     assert table[0].split()[:3] == ["backend", "benchmark", "network"]
     assert table[2].endswith("3.000        —")
+
+
+# -- issue 10: the precision and capture sections, and their targets ---------------------
+
+TINY_PRECISION = {**benchmark.QUICK, "precision_sizes": (8, 16, 16, 4), "precision_batch": 4,
+                  "rounds": 1, "small_rounds": 1, "min_sample_s": 0.0, "settle_s": 0.0}
+
+
+def test_matmul_flops_and_mixed_minimum_by_hand():
+    # [3, 4, 2] at batch 5: Σ in·out = 12 + 8 = 20 → 6·5·20 products' FLOPs, biases left out
+    assert acc.matmul_flops([3, 4, 2], 5) == 600
+    assert acc.matmul_flops([784, 2048, 2048, 10], 512) == \
+        6 * 512 * (784 * 2048 + 2048 * 2048 + 2048 * 10)
+    m = acc.mixed_min_bytes([3, 4, 2], 5)
+    # float32 masters 4·26 each; W rounded to 2 bytes (12 + 8); input and hidden activation
+    # in 2 bytes (5·3 + 5·4), the output in float32 (5·2·4)
+    assert m == {"params": 104, "grads": 104, "state": 0, "weight_copies": 40,
+                 "activations": 2 * 5 * (3 + 4) + 4 * 5 * 2, "total": 358}
+    assert acc.mixed_min_bytes([3, 4, 2], 5, optimizer="adam")["state"] == 208
+    # nothing to round when the compute dtype is the master dtype
+    assert acc.mixed_min_bytes([3, 4, 2], 5, compute_itemsize=4) == \
+        acc.analytic_min_bytes([3, 4, 2], 5)
+    with pytest.raises(ValueError, match="valid: sgd"):
+        acc.mixed_min_bytes([3, 4, 2], 5, optimizer="lbfgs")
+
+
+class _CountingLowOps(_CountingOps):
+    """... and those of the compute dtype (``matmul_low``)."""
+
+    def matmul_low(self, a, b):
+        self.flops += 2 * a.shape[0] * a.shape[1] * b.shape[1]
+        return super().matmul_low(a, b)
+
+
+def test_float16_step_runs_the_counted_products():
+    """The precision rows credit 6·B·Σ in·out; the float16 step runs exactly that less the
+    first layer's dX (not asked for), all of it in the compute dtype."""
+    base = registry.load("numpy")
+    b = dataclasses.replace(base, ops=_CountingLowOps(base.xp))
+    net = cases.Network((5, 7, 6, 3), 4)
+    t = precision_section._nnx_step(b, net, "float16", cases.make_batch(b, net))
+    assert t.model.compute_dtype == "float16"
+    b.ops.flops = 0
+    t.fn()
+    assert b.ops.flops == acc.matmul_flops(net.sizes, net.batch) - 2 * 4 * 5 * 7
+
+
+def test_mixed_minimum_bounds_a_measured_float16_step():
+    net = cases.Network((64, 256, 256, 10), 128)
+    b = registry.load("numpy")
+    data = cases.make_batch(b, net)
+    peak = precision_section._peak(b, lambda: precision_section._nnx_step(b, net, "float16",
+                                                                          data))
+    minimum = acc.mixed_min_bytes(net.sizes, net.batch)["total"]
+    # NumPy has no float16 BLAS: its widest product (dW of the 256×256 layer, δᵀ X) runs
+    # on float32 copies of both operands and a float32 result, rounded once more
+    n_in = n_out = 256
+    emulation = 4 * (128 * n_out + 128 * n_in + n_in * n_out) + 2 * n_in * n_out
+    assert minimum <= peak <= minimum + emulation + 64 * 1024
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+def test_precision_section_on_the_cpu_is_labelled_and_trains_alike(name):
+    if registry.why_unavailable(name):
+        pytest.skip(registry.why_unavailable(name))
+    before = nnx.get_matmul_precision()
+    rows = precision_section.run(name, TINY_PRECISION, quick=True, use_torch=True,
+                                 log=lambda _: None)
+    assert nnx.get_matmul_precision() == before
+    timed = [r for r in rows if r.get("case")]
+    skipped = {r["precision"]: r["skipped"] for r in rows if r.get("skipped")}
+    assert all(r["label"] == precision_section.CPU_LABEL for r in timed)
+    assert "no TF32 on the CPU" in skipped["tf32"]
+    nnx_rows = {r["precision"]: r for r in timed if r["who"] == "nnx"}
+    if name == "numpy":
+        assert set(nnx_rows) == {"float32", "float16"} and "bfloat16" in skipped
+    else:
+        assert set(nnx_rows) == {"float32", "bfloat16", "float16"}
+        torch_rows = {r["precision"]: r["case"] for r in timed if r["who"] == "torch"}
+        assert torch_rows == {"float32": "torch float32", "bfloat16": "torch autocast bf16"}
+    assert nnx_rows["float32"]["x_f32"] == 1.0 and nnx_rows["float32"]["loss_delta"] == 0.0
+    for r in nnx_rows.values():
+        assert r["tflops"] == pytest.approx(r["flops"] / r["seconds"] / 1e12)
+        assert r["flops"] == acc.matmul_flops((8, 16, 16, 4), 4)
+        assert r["loss_delta"] < 0.02        # 20 steps in 16 bits train as float32 does
+    json.dumps(rows)
+
+
+def test_precision_section_on_a_cuda_backend_reads_every_target(monkeypatch):
+    """The CUDA path, exercised on torch's CPU: all four precisions, PyTorch's recipe beside
+    each, and every precision target evaluated from the rows."""
+    if registry.why_unavailable("torch"):
+        pytest.skip(registry.why_unavailable("torch"))
+    monkeypatch.setattr(precision_section, "is_cuda", lambda b: True)
+    rows = precision_section.run("torch", TINY_PRECISION, quick=True, use_torch=True,
+                                 log=lambda _: None)
+    cases_ = {(r["who"], r["precision"]): r["case"] for r in rows}
+    assert cases_[("torch", "float16")] == "torch autocast fp16 + GradScaler"
+    assert cases_[("torch", "tf32")] == "torch tf32" and len(cases_) == 8
+    assert all(not r["label"] for r in rows)
+    found = gpu_targets.precision(rows, quick=True)
+    assert [t["backend"] for t in found] == ["torch"] * 4
+    bf16 = next(r for r in rows if r["who"] == "nnx" and r["precision"] == "bfloat16")
+    speedup = next(t for t in found if t["what"].startswith("bfloat16 wide step: ×"))
+    assert speedup["value"] == bf16["x_f32"] and speedup["met"] == (bf16["x_f32"] >= 8)
+    assert all(t["met"] is not None for t in found[:3])
+
+
+def test_gpu_targets_compare_and_never_call_unmeasured_met():
+    rows = [{"backend": "cupy", "who": "nnx", "precision": "bfloat16", "case": "nnx bfloat16",
+             "label": "", "x_f32": 9.0, "x_torch": 1.06, "x_min": 1.2},
+            {"backend": "cupy", "who": "nnx", "precision": "tf32", "case": "nnx tf32",
+             "label": "", "x_f32": 4.0, "x_torch": None, "x_min": 1.31}]
+    met = [t["met"] for t in gpu_targets.precision(rows, quick=False)]
+    assert met == [True, False, False, False]     # 9 ≥ 8; 1.06 > 1.05; 4 < 5; 1.31 > 1.3
+    for t in (gpu_targets.precision([], quick=False) + gpu_targets.captured_xor([], False, "x")
+              + gpu_targets.digits_demo([], False, cuda=False)):
+        assert t["met"] is None and t["note"] == gpu_targets.NOT_HERE
+    xor = [{"backend": "cupy", "net": "2-4-1 ×4", "case": "captured fit", "seconds": 2e-5}]
+    assert gpu_targets.captured_xor(xor, False, "2-4-1 ×4")[0]["met"] is True
+    text = report.format_targets(gpu_targets.captured_xor([], False, "x"))
+    assert "not measured here (needs CUDA)" in text and " met" not in text
+
+
+def test_capture_section_on_the_cpu_shows_eager_figures_and_says_why():
+    rows = capture_section.run("numpy", TINY_PRECISION, quick=True, log=lambda _: None)
+    timed = [r for r in rows if r.get("case")]
+    assert {(r["net"], r["case"]) for r in timed} == {
+        (n.label, c) for n in capture_section.NETS for c in ("eager step", "eager fit")}
+    for r in timed:
+        assert r["steps"] == (capture_section.QUICK_STEPS if r["case"] == "eager fit" else 1)
+        assert r["seconds"] > 0 and r["kernels"] is None
+    reasons = [r["skipped"] for r in rows if r.get("skipped")]
+    assert len(reasons) == 2 and all(capture_section.NEEDS_CUDA in why for why in reasons)
+    assert (capture_section.NOT_AVAILABLE in reasons[0]) == (capture_section.why_not() is not None)
+
+
+def test_new_sections_from_the_command_line_without_cuda(tmp_path, capsys):
+    code = benchmark.main(["--quick", "--backends", "numpy", "--sections", "precision,capture",
+                           "--out", str(tmp_path), "--rounds", "1", "--no-plot", "--check",
+                           "--no-torch"])
+    out = capsys.readouterr().out
+    assert code == 0                      # unmeasured targets are not missed ones
+    assert "CPU: for correctness, not speed" in out and "nnx float16" in out
+    assert "capture needs CUDA" in out and "eager fit" in out
+    lines = [ln for ln in out.splitlines() if "not measured here (needs CUDA)" in ln]
+    assert len(lines) == 6 and not any(ln.rstrip().endswith(" met") for ln in lines)
+    data = json.loads((tmp_path / "quick-precision-capture.json").read_text())
+    assert data["precision"] and data["capture"] and data["digits_job"] == []
+    assert benchmark.main(["--sections", "precision,nope"]) == 2

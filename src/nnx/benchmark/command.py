@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from ..backend import available_backends, resolve_backend
 from . import report
-from .suite import SECTIONS, run
+from .suite import DEFAULT_SECTIONS, SECTIONS, run
 
 __all__ = ["main"]
 
@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                         "array_api_strict)")
     p.add_argument("--out", default=os.path.join("bench", "results"),
                    help="folder for the JSON and PNG (default: bench/results)")
-    p.add_argument("--name", help="file stem (default: quick, cpu or gpu)")
+    p.add_argument("--name", help="file stem (default: quick, cpu or gpu, followed by the "
+                   "sections' names when they are not the default ones)")
     p.add_argument("--sizes", type=_ints, help="the wide MLP's widths, e.g. 784,2048,2048,10")
     p.add_argument("--batch", type=int, help="the wide MLP's batch rows")
     p.add_argument("--widths", type=_ints, help="hidden widths of the width sweep")
@@ -58,9 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--settle", type=float, help="seconds of quiet before each sample (default "
                    "0.15; lets other thread pools' spinning workers stop; 0 on a GPU)")
     p.add_argument("--sections", type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
-                   default=list(SECTIONS), help="which parts to run: main (the wide MLP, "
-                   "Dense layer, sweeps, XOR, memory), small (small networks: SGD and Adam "
-                   "against NumPy by hand, PyTorch's Adams, scikit-learn); default both")
+                   default=list(DEFAULT_SECTIONS), help="which parts to run, comma-separated: "
+                   "main (the wide MLP, Dense layer, sweeps, XOR, memory), small (small "
+                   "networks: SGD and Adam against NumPy by hand, PyTorch's Adams, "
+                   "scikit-learn), precision (the wide step in float32, TF32, bfloat16, "
+                   "float16 beside PyTorch's autocast; on the CPU a small check of "
+                   "correctness), capture (XOR and the digits network, eager and as a CUDA "
+                   "graph; the digits demo on cupy against NumPy), or all; default main,small")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     p.add_argument("--no-plot", action="store_true", help="write no PNG")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
@@ -87,15 +92,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("nnx bench: --dense takes in,out,batch", file=sys.stderr)
             return 2
         overrides["dense"] = args.dense
+    if args.sections == ["all"]:
+        args.sections = list(SECTIONS)
     unknown = [v for v in args.sections if v not in SECTIONS]
     if unknown or not args.sections:
-        print(f"nnx bench: --sections takes some of {', '.join(SECTIONS)}; got "
+        print(f"nnx bench: --sections takes some of {', '.join(SECTIONS)}, or all; got "
               f"{','.join(args.sections)!r}", file=sys.stderr)
         return 2
     result = run(backends, quick=args.quick, use_torch=not args.no_torch, overrides=overrides,
                  log=lambda msg: print(msg, file=sys.stderr, flush=True), sections=args.sections)
     gpu = any(b == "cupy" or "cuda" in str(resolve_backend(b).device).lower() for b in backends)
     name = args.name or ("quick" if args.quick else "gpu" if gpu else "cpu")
+    if not args.name and list(args.sections) != list(DEFAULT_SECTIONS):   # not cpu.json's rows
+        name += "-" + "-".join(args.sections)
     m = result["machine"]
     print(f"\nnnx bench — {m['cpu']} ({m['cpu_count']} CPUs), "
           + ", ".join(f"{k}: {v['device_name']}" for k, v in m["backends"].items()))
@@ -106,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result["small"]:
         print("\nsmall networks: one training step (time per step; ratios per round)")
         print(report.format_small(result["small"]))
+    _print_sections(result)
     for n in result["launches"]:
         print(f"\nCUDA kernel launches per step, {n['backend']} {n['net']}: "
               f"nnx {n.get('nnx')}, torch {n.get('torch')}")
@@ -122,5 +132,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         png = report.plot(os.path.join(args.out, f"{name}.png"), result["rows"],
                           title=f"nnx training step vs floor — {m['cpu']}")
         print(f"wrote {png}" if png else "no plot (matplotlib missing, or no width sweep)")
-    missed = [t for t in result["targets"] if not t["met"]]
+    missed = [t for t in result["targets"] if t["met"] is False]   # None: not measured
     return 1 if args.check and missed else 0
+
+
+def _print_sections(result: dict) -> None:
+    """The precision and capture sections' tables, what they skipped, the digits job."""
+    prec, cap = result.get("precision") or [], result.get("capture") or []
+    if prec:
+        print("\nprecision: the wide step per precision (TFLOP/s: 6 × batch × Σ in·out per "
+              "step; f32 time ÷: nnx float32's time over this row's; × torch: over "
+              "PyTorch's step in the same precision; loss Δ: |L − L_f32| / L_f32 after "
+              "20 steps)")
+        if any(r.get("case") for r in prec):
+            print(report.format_precision(prec))
+        if any(r.get("skipped") for r in prec):
+            print("not run:\n" + report.skipped_lines(prec))
+    if cap:
+        print("\ncapture: small steps eager and replayed as a CUDA graph (fit rows: one "
+              "epoch ÷ its steps)")
+        print(report.format_capture(cap))
+        if any(r.get("skipped") for r in cap):
+            print("not run:\n" + report.skipped_lines(cap))
+    if result.get("digits_job"):
+        print("\nthe digits demo's training (40 epochs of batch 32, after a 1-epoch warm-up)")
+        print(report.format_digits_job(result["digits_job"]))

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["format_time", "format_table", "format_memory", "format_targets", "write_json",
-           "plot"]
+           "plot", "format_small", "format_precision", "format_capture", "format_digits_job",
+           "skipped_lines"]
 
 
 def format_time(seconds: float) -> str:
@@ -69,15 +70,61 @@ def format_memory(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def format_targets(rows: Sequence[dict[str, Any]]) -> str:
-    """One line per target: what was measured, the bound, and whether it holds."""
+    """One line per target: what was measured, the bound, and whether it holds; a target
+    not measured (``met`` None) shows its bound and why, never "met"."""
     out = []
     for t in rows:
+        note = f"  {t['note']}" if t.get("note") else ""
+        if t["met"] is None:   # the note says why (e.g. "not measured here (needs CUDA)")
+            out.append(f"  {t['backend']:<6} {t['what']:<44} {'—':>9} {t['op']} "
+                       f"{t['bound']:<6g} {t.get('note') or 'not measured'}")
+            continue
         mark = "met" if t["met"] else "NOT met"
-        out.append(f"  {t['backend']:<6} {t['what']:<34} {t['value']:>9.3f} {t['op']} "
-                   f"{t['bound']:<6g} {mark}{'  ' + t['note'] if t.get('note') else ''}")
+        out.append(f"  {t['backend']:<6} {t['what']:<44} {t['value']:>9.3f} {t['op']} "
+                   f"{t['bound']:<6g} {mark}{note}")
     return "\n".join(out)
 
 
+def _mib(b: int | None) -> str:
+    return "—" if b is None else f"{b / 2**20:.2f} MiB"
+
+
+def format_precision(rows: Sequence[dict[str, Any]]) -> str:
+    """The precision rows: time per step, TFLOP/s (6·batch·Σ in·out), the speed-up over
+    nnx's float32 step, the ratio to PyTorch's step in the same precision, peak memory
+    against the analytic minimum, and the trained loss's distance from float32's."""
+    header = ["backend", "network", "case", "time", "TFLOP/s", "f32 time ÷", "× torch",
+              "peak", "× min", "loss Δ", "note"]
+    lines = [[r["backend"], r["net"], r["case"], format_time(r["seconds"]), f"{r['tflops']:.3g}",
+              _ratio(r.get("x_f32")), _ratio(r.get("x_torch")), _mib(r.get("peak_bytes")),
+              _ratio(r.get("x_min")),
+              "—" if r.get("loss_delta") is None else f"{r['loss_delta']:.1e}",
+              r.get("label") or ""] for r in rows if r.get("case")]
+    return _columns(header, lines, right={3, 4, 5, 6, 7, 8, 9})
+
+
+def format_capture(rows: Sequence[dict[str, Any]]) -> str:
+    """The capture rows: time per step, the ratio to the eager ``fit`` step, kernels per step."""
+    header = ["backend", "network", "case", "time/step", "× eager fit", "kernels/step"]
+    lines = [[r["backend"], r["net"], r["case"], format_time(r["seconds"]),
+              _ratio(r.get("x_eager")),
+              "—" if r.get("kernels") is None else f"{r['kernels']:.1f}"]
+             for r in rows if r.get("case")]
+    return _columns(header, lines, right={3, 4, 5})
+
+
+def format_digits_job(rows: Sequence[dict[str, Any]]) -> str:
+    """The digits demo's training per backend: seconds, test accuracy, × NumPy's time."""
+    header = ["backend", "epochs", "training", "test accuracy", "× numpy"]
+    lines = [[r["backend"], str(r["epochs"]), f"{r['seconds']:.2f} s", f"{r['accuracy']:.2%}",
+              _ratio(r.get("x_numpy"))] for r in rows]
+    return _columns(header, lines, right={1, 2, 3, 4})
+
+
+def skipped_lines(rows: Sequence[dict[str, Any]]) -> str:
+    """One line per row that did not run: backend, network, and why."""
+    return "\n".join(f"  {r['backend']} {r['net']}: {r['skipped']}"
+                     for r in rows if r.get("skipped"))
 def write_json(path: str, result: dict[str, Any]) -> str:
     """Write ``result`` as indented JSON to ``path`` (its folder is created); return the path."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

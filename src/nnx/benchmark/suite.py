@@ -25,20 +25,22 @@ from typing import Any
 
 from ..backend import resolve_backend
 from . import accounting as acc
-from . import cases, small, timing
+from . import capture, cases, digits_job, gpu_targets, precision, small, timing
 
-__all__ = ["run", "TARGETS", "DEFAULTS", "QUICK", "XOR", "SECTIONS"]
+__all__ = ["run", "TARGETS", "DEFAULTS", "QUICK", "XOR", "SECTIONS", "DEFAULT_SECTIONS"]
 
 #: the full suite's problem sizes.
 DEFAULTS: dict[str, Any] = dict(
     sizes=(784, 2048, 2048, 10), batch=512, widths=(256, 512, 1024, 2048),
     batches=(64, 256, 1024), sweep_width=1024, dense=(2048, 2048, 512),
     rounds=15, min_sample_s=0.005, settle_s=0.15, small_rounds=7,
+    precision_sizes=(4096, 4096, 4096, 10), precision_batch=4096,   # on CUDA (else CPU_NET)
 )
 #: ``--quick``: the same suite at toy sizes (for tests and a first look).
 QUICK: dict[str, Any] = dict(
     sizes=(32, 64, 64, 10), batch=16, widths=(16, 32), batches=(4, 16), sweep_width=16,
     dense=(32, 32, 8), rounds=3, min_sample_s=0.0005, settle_s=0.0, small_rounds=3,
+    precision_sizes=(32, 64, 64, 10), precision_batch=16,
 )
 XOR = cases.Network((2, 4, 1), 4, activation="tanh", loss="sigmoid_binary_cross_entropy",
                     lr=0.5)
@@ -175,15 +177,21 @@ def _targets(rows: list[dict[str, Any]], memory: list[dict[str, Any]], wide: cas
     return out
 
 
-#: the parts of the suite: the wide network and its sweeps, and the small networks.
-SECTIONS = ("main", "small")
+#: the parts of the suite: the wide network and its sweeps, the small networks, the
+#: precisions of the wide step (:mod:`.precision`) and the captured small steps
+#: (:mod:`.capture`, with the digits demo's job on cupy against NumPy).
+SECTIONS = ("main", "small", "precision", "capture")
+#: what ``nnx bench`` runs when no ``--sections`` is given.
+DEFAULT_SECTIONS = ("main", "small")
 
 
 def run(backends: Sequence[str], *, quick: bool = False, use_torch: bool = True,
         overrides: dict[str, Any] | None = None, log: Any = print,
-        sections: Sequence[str] = SECTIONS) -> dict[str, Any]:
+        sections: Sequence[str] = DEFAULT_SECTIONS) -> dict[str, Any]:
     """Run the suite on ``backends`` and return the result dict (rows, memory, targets,
-    and ``small``: the small-network rows of :mod:`nnx.benchmark.small`)."""
+    ``small``: the small-network rows of :mod:`nnx.benchmark.small`, ``precision`` and
+    ``capture``: those of :mod:`.precision` and :mod:`.capture`, ``digits_job``: the
+    digits demo's training on NumPy and cupy, run with the capture section on CUDA)."""
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         raise ValueError(f"unknown benchmark sections {sorted(unknown)}; choose from {SECTIONS}")
@@ -193,17 +201,32 @@ def run(backends: Sequence[str], *, quick: bool = False, use_torch: bool = True,
     memory: list[dict[str, Any]] = []
     launches: list[dict[str, Any]] = []
     small_rows: list[dict[str, Any]] = []
+    extra: dict[str, list[dict[str, Any]]] = {"precision": [], "capture": [], "digits_job": []}
     for b in backends:
         if "main" in sections:
             _main_section(b, wide, cfg, use_torch, log, rows, memory, launches)
         if "small" in sections:
             small_rows += small.run(b, {**cfg, "rounds": cfg["small_rounds"]}, quick=quick,
                                     use_torch=use_torch, log=log)
+        if "precision" in sections:
+            extra["precision"] += precision.run(b, cfg, quick=quick, use_torch=use_torch, log=log)
+        if "capture" in sections:
+            extra["capture"] += capture.run(b, cfg, quick=quick, log=log)
+    more_targets: list[dict[str, Any]] = []
+    if "precision" in sections:
+        more_targets += gpu_targets.precision(extra["precision"], quick)
+    if "capture" in sections:
+        more_targets += gpu_targets.captured_xor(extra["capture"], quick, capture.XOR.label)
+        cuda = any(precision.is_cuda(resolve_backend(b)) for b in backends)
+        on_gpu = [b for b in backends if b == "cupy"]
+        extra["digits_job"] = digits_job.run(on_gpu, quick=quick, log=log) if on_gpu else []
+        more_targets += gpu_targets.digits_demo(extra["digits_job"], quick, cuda)
     return {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": _machine(backends), "quick": quick, "config": {**cfg, "xor": XOR.label},
         "rows": rows, "memory": memory, "launches": launches, "small": small_rows,
-        "targets": _targets(rows, memory, wide, quick) + small.targets(small_rows, quick),
+        "targets": (_targets(rows, memory, wide, quick) + small.targets(small_rows, quick)
+                    + more_targets), **extra,
     }
 
 
