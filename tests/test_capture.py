@@ -190,14 +190,14 @@ def test_the_captured_step_reads_nothing_from_the_device():
 
     X, ids, real = _data()
     targets = {"ids": ids, "real": real, "bits": (real > 0).astype("float32")}
-    run = capture._Static.run
+    run = capture._Static._step
 
-    def watched(self):               # every static step, from warm-up to replays
-        with NoHostReads():
+    def watched(self):               # every static step, from warm-up to replays (the
+        with NoHostReads():          # check of a recording reads, once, outside the graph)
             return run(self)
 
     with nnx.use_backend("torch"), pytest.MonkeyPatch.context() as mp:
-        mp.setattr(capture._Static, "run", watched)
+        mp.setattr(capture._Static, "_step", watched)
         for loss, (activation, kind) in LOSSES.items():
             for mode in (True, False):
                 mp.setattr(capture, "_EMULATE", mode)
@@ -536,3 +536,34 @@ def test_xor_replays_are_faster_than_eager_steps_on_cuda(gpu):
     print(f"\nXOR step on {gpu.name} ({gpu.device_name()}): eager {per_step[False]:.1f} µs, "
           f"captured {per_step[True]:.1f} µs")
     assert per_step[True] < per_step[False]
+
+
+@pytest.mark.parametrize("broken", ["replays twice", "replays nothing"])
+def test_a_graph_that_replays_another_step_is_caught_and_dropped(cpu, monkeypatch, broken):
+    """The first replay of a recording is checked against the same step run directly: a
+    graph that would replay something else (here: the step twice, or nothing) is dropped
+    with a warning, and training continues eagerly from the direct step: the weights
+    equal an eager fit's bit for bit. Under capture=True it is a RuntimeError."""
+    class Broken(capture._CallAgain):
+        def __init__(self, fn):
+            super().__init__(fn)
+            self.replay = (lambda: (fn(), fn())[1]) if broken == "replays twice" else \
+                (lambda: None)
+    monkeypatch.setattr(capture, "_CallAgain", Broken)
+
+    def run(mode):
+        X, ids, _ = _data()
+        model = nnx.MLP([6, 12, 3], seed=0, backend=cpu)
+        history = fit(model, X, ids, loss="softmax_cross_entropy",
+                      optimizer=nnx.optim.Adam(lr=1e-2), epochs=3, batch_size=32, seed=1,
+                      progress=False, capture=mode)
+        return history.loss, [nnx.to_numpy(p) for p in model.parameters().values()]
+
+    eager_loss, eager = run(False)
+    with pytest.warns(RuntimeWarning, match="first replay differed from the same step"):
+        loss, weights = run(None)
+    for a, b in zip(eager, weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(loss, eager_loss, rtol=1e-6)
+    with pytest.raises(RuntimeError, match="capture=True, but recording the step"):
+        run(True)

@@ -33,10 +33,21 @@ marked ``penalty.capturable = True``. ``capture=None`` records where all hold (o
 which cannot record cuBLAS, only up to ``ops.graph_max_product`` multiply-adds per product:
 there a captured product runs on nnx's own kernel), and runs the static steps unrecorded if
 recording fails; ``capture=True`` raises a ValueError naming what fails.
+
+Trust, but verify: the first replay of each recorded graph is checked against the same
+step run directly from the same state (then undone). A graph that replays something else
+(a number baked in that should have been read, a kernel missed) is dropped with a warning
+(a RuntimeError under ``capture=True``) and training goes on eagerly, from the direct
+step's result. It costs one more step per batch shape per ``fit``.
+
+Longer than 300 lines: the recorded step, its device-side state and that check belong
+together; the library-specific recorders live in ``backends/``.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -213,6 +224,13 @@ class CapturedEpochs:
             ops.fill(self.lr, float(opt.lr))
             self._lr = opt.lr
 
+    def state_arrays(self) -> list[Array]:
+        """Every device array a step changes and the next one reads."""
+        arrays = []
+        for group, st, t in self.groups:
+            arrays += [group.params, t, *(x for x in (st.a, st.b) if x is not None)]
+        return arrays + ([] if self.single else [self.offset, self.total])
+
     def _advance(self) -> None:
         """The host's record of one more optimizer step (as ``Optimizer.step`` keeps it)."""
         for i, (_, st, _) in enumerate(self.groups):
@@ -245,17 +263,49 @@ class _Static:
         else:
             if not self.recorded:
                 try:
-                    self.recorder.capture()
+                    out = self._record_and_check()
                 except Exception as exc:   # noqa: BLE001  (any library's refusal)
                     owner.failure = f"{type(exc).__name__}: {exc}"
                     if owner.required:
                         raise RuntimeError(f"fit: capture=True, but recording the step as a "
                                            f"CUDA graph failed ({owner.failure})") from exc
+                    if isinstance(exc, _Mismatch):
+                        warnings.warn(f"fit: {exc}; training goes on without the graph",
+                                      RuntimeWarning, stacklevel=5)
+                        owner._advance()
+                        return exc.value
                     return self.run()
                 self.recorded = 1
-            out = self.recorder.replay()
+            else:
+                out = self.recorder.replay()
             self.replays += 1
         owner._advance()
+        return out
+
+    def _record_and_check(self) -> Array:
+        """Record the graph and check its first replay against the same step run directly
+        (from the same state, undone in between): a graph that baked in a stale number or
+        missed a kernel raises :class:`_Mismatch`, leaving the direct step's result."""
+        xp, ops = self.owner.trainer.xp, self.owner.trainer.backend.ops
+        live = self.owner.state_arrays()
+        before = [xp.asarray(a, copy=True) for a in live]
+        value = self.recorder.warm_up()                    # the step, run directly,
+        direct = [xp.asarray(a, copy=True) for a in live]
+        value = xp.asarray(value, copy=True)
+        for a, b in zip(live, before):                     # ... undone,
+            ops.copy_into(a, b)
+        self.recorder.capture()                            # ... recorded and replayed
+        out = self.recorder.replay()
+        for a, b, d in zip(live, before, direct):
+            moved = float(xp.max(xp.abs(xp.astype(d, xp.float64) - xp.astype(b, xp.float64))))
+            off = float(xp.max(xp.abs(xp.astype(a, xp.float64) - xp.astype(d, xp.float64))))
+            if math.isfinite(moved) and not off <= 1e-3 * moved:  # a NaN replay fails;
+                # a direct step that diverged cannot check it (the epoch's end reports that)
+                for x, y in zip(live, direct):
+                    ops.copy_into(x, y)
+                raise _Mismatch(f"the CUDA graph's first replay differed from the same step "
+                                f"run directly (by {off:.3g} where the step moved values by "
+                                f"{moved:.3g})", value)
         return out
 
     def _step(self) -> Array:
@@ -288,6 +338,15 @@ class _Static:
         if not owner.single:
             ops.accumulate(owner.total, value, float(self.rows))
         return value
+
+
+class _Mismatch(RuntimeError):
+    """A recorded graph that does not replay the step it recorded; ``value`` is the loss of
+    the step run directly, whose results the arrays hold."""
+
+    def __init__(self, message: str, value: Array) -> None:
+        super().__init__(message)
+        self.value = value
 
 
 class _CallAgain:

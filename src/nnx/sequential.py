@@ -172,12 +172,12 @@ class Sequential(Layer):
             batch_size: int | None = None, shuffle: bool = True, seed: Any = None,
             validation_data: tuple[Any, Any] | None = None, progress: bool = True,
             distributed: Any = None, callbacks: Sequence[Any] | None = None,
-            loss_scale: Any = None) -> Any:
+            loss_scale: Any = None, capture: bool | None = None) -> Any:
         """Train by minibatch gradient descent; see :func:`nnx.training.fit`. Returns a History."""
         return _fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
                     batch_size=batch_size, shuffle=shuffle, seed=seed,
                     validation_data=validation_data, progress=progress, distributed=distributed,
-                    callbacks=callbacks, loss_scale=loss_scale)
+                    callbacks=callbacks, loss_scale=loss_scale, capture=capture)
 
     def predict(self, X: Any, batch_size: int | None = None) -> Array:
         """The output (n, out) for inputs (n, in); see :func:`nnx.training.predict`."""
