@@ -530,3 +530,62 @@ def _catch(fn):
             return fn(), None
     except Exception as exc:  # compared with scikit-learn's own outcome
         return None, exc
+
+
+# -- the precision policy: compute dtypes, matmul precision, loss scaling, capture ------------
+SETTINGS = st.one_of(NUMBERS, st.sampled_from(["bfloat16", "float16", "float32", "float64",
+                                               "half", "high", "highest", "medium", "", "HIGH",
+                                               "dynamic", b"float16", ("float16",)]))
+
+
+@pytest.mark.parametrize("examples", RUNS)
+def test_precision_settings(examples):
+    """Every value for compute_dtype, the matmul precision, fit's loss_scale and capture,
+    and LossScaler's arguments: accepted exactly when documented, else a ValueError or
+    TypeError saying so; what is accepted trains (float16 products on NumPy)."""
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    y = np.array([[1.0], [1.0], [0.0]])
+
+    @_settings(examples)
+    @given(low=SETTINGS, fit_low=st.sampled_from([None, "float16"]), precision=SETTINGS,
+           scale=st.one_of(st.sampled_from([None, False, True, 2.0**10]), SETTINGS),
+           capture=st.one_of(st.sampled_from([None, False]), SETTINGS),
+           growth=SETTINGS, interval=SETTINGS)
+    def prop(low, fit_low, precision, scale, capture, growth, interval):
+        _, err = _error_or(lambda: nnx.MLP([2, 3, 1], seed=0, backend="numpy",
+                                           compute_dtype=low))
+        assert (err is None) == (low is None or isinstance(low, str) and low == "float16"), \
+            (low, err)
+        _, err = _error_or(lambda: nnx.set_matmul_precision(precision))
+        assert (err is None) == (isinstance(precision, str) and
+                                 precision in ("highest", "high", "medium")), (precision, err)
+        nnx.set_matmul_precision("highest")
+        _, err = _error_or(lambda: nnx.LossScaler(growth_factor=growth,
+                                                  growth_interval=interval))
+        assert (err is None) == (_in(growth, 1, None, lo_open=True) and isinstance(
+            interval, (int, np.integer)) and not isinstance(interval, (bool, np.bool_))
+            and interval >= 1), (growth, interval, err)
+        model = nnx.MLP([2, 3, 1], seed=0, backend="numpy", compute_dtype=fit_low)
+        try:
+            hist, err = _error_or(lambda: model.fit(X, y, loss="mse", optimizer="sgd", epochs=1,
+                                                    progress=False, loss_scale=scale,
+                                                    capture=capture))
+        except nnx.training.TrainingDivergedError as exc:   # a static scale that overflows
+            assert fit_low == "float16" and "static loss scale" in str(exc), (scale, exc)
+            assert float(scale) * 2.5 > 65504 / 32, (scale, exc)  # ~10× this loss's gradient
+            return
+        valid_capture = capture is None or isinstance(capture, bool)
+        if not valid_capture or (err is not None and capture is True):
+            assert err is not None, (capture, scale)
+            return
+        valid_scale = scale is None or isinstance(scale, bool) or (   # a positive float32
+            _in(scale, 0, None, lo_open=True) and 0 < np.float32(float(scale)) < np.inf)
+        if capture is True:                        # no CUDA here: refused, with the reason
+            assert err is not None and "CUDA" in str(err)
+            return
+        assert (err is None) == valid_scale, (scale, err)
+        if err is None:
+            COUNTS["precision fits"] += 1
+            assert len(hist.loss) == 1
+
+    prop()

@@ -42,6 +42,10 @@ MODELS = {
         nnx.Dense(3, 4, bias=False, seed=2), nnx.LeakyReLU(alpha=0.3),
         nnx.Sequential(nnx.Dense(4, 2, seed=3), nnx.GELU(approximate="tanh")), nnx.Tanh()),
     "perceptron": lambda: nnx.Perceptron(3, lr=0.5, seed=4),
+    # the precision policy's field (nnx.precision): recorded per Dense, float32 master weights
+    "mlp_f16": lambda: nnx.MLP([3, 4, 2], seed=5, compute_dtype="float16"),
+    "mixed": lambda: nnx.Sequential(nnx.Dense(2, 3, seed=6, compute_dtype="float16"),
+                                    nnx.ReLU(), nnx.Dense(3, 1, seed=7)),
 }
 
 
@@ -178,7 +182,8 @@ def hostile(rng, long):
         lambda: "", lambda: "x" * rng.choice([10, big]), lambda: Raw('"\\ud800"'),
         lambda: rng.choice(["relu", "tanh", "float64", "float32", "F64", "F16", "BF16", "I32",
                             "Dense", "MLP", "Sequential", "Perceptron", "ReLU", "none",
-                            "gelu_tanh", "nnx.model", "1", "0.W", "Identity"]),
+                            "gelu_tanh", "nnx.model", "1", "0.W", "Identity", "float16",
+                            "bfloat16", "compute_dtype", "int8"]),
         lambda: deep(rng.choice([3, 40, 5000]), rng),
         lambda: [1] * rng.choice([2, 3, big]),
         lambda: [rng.randrange(2**64) for _ in range(rng.choice([2, 40, 40_000 if long else 400]))],
@@ -211,7 +216,7 @@ def nudge(v, rng):
         return v * rng.choice([0.5, 2.0, -1.0])
     if isinstance(v, str):
         return rng.choice(["ReLU", "Tanh", "Sigmoid", "Identity", "tanh", "relu", "none",
-                           "float64", v + "x", v.upper()])
+                           "float64", "float16", "bfloat16", v + "x", v.upper()])
     return v
 
 
@@ -229,7 +234,8 @@ def mutate(tree, rng, long):
         elif op < 0.8:
             node.pop(key, None)
         elif op < 0.9:
-            node[rng.choice(["seed", "extra", "__proto__", "Type"])] = hostile(rng, long)
+            node[rng.choice(["seed", "extra", "__proto__", "Type", "compute_dtype"])] = \
+                hostile(rng, long)
         else:
             node[key + rng.choice(["", "_", "s"])] = node.pop(key, None)
     elif node:
