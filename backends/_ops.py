@@ -150,6 +150,13 @@ class Ops:
         A fast path keeps its temporaries in scratch memory of its own, never p-sized
         fresh arrays.
         """
+        g = self._sgd_direction(p, g, buf, momentum=momentum, nesterov=nesterov,
+                                weight_decay=weight_decay, first=first)
+        self.sub_scaled(p, g, lr)
+
+    def _sgd_direction(self, p: Array, g: Array, buf: Array | None, *, momentum: float,
+                       nesterov: bool, weight_decay: float, first: bool) -> Array:
+        """SGD's step direction (momentum buffer updated in place), before the rate."""
         if weight_decay:
             g = g + weight_decay * p
         if momentum:
@@ -159,13 +166,20 @@ class Ops:
                 buf *= momentum
                 buf += g
             g = g + momentum * buf if nesterov else buf
-        self.sub_scaled(p, g, lr)
+        return g
 
     def adam_step(self, p: Array, g: Array, m: Array, v: Array, *,
                   step_size: float, b1: float, b2: float, sqrt_bc2: float, eps: float,
                   weight_decay: float) -> None:
         """One ``torch.optim.Adam`` step on flat ``p``, ``m``, ``v`` in place:
         m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², p ← p − step · m / (√v / √(1−β₂ᵗ) + ε)."""
+        denom = self._adam_denominator(p, g, m, v, b1=b1, b2=b2, sqrt_bc2=sqrt_bc2, eps=eps,
+                                       weight_decay=weight_decay)
+        self.sub_scaled(p, m / denom, step_size)
+
+    def _adam_denominator(self, p: Array, g: Array, m: Array, v: Array, *, b1: float,
+                          b2: float, sqrt_bc2: Any, eps: float, weight_decay: float) -> Array:
+        """Adam's moments updated in place; returns √v / √(1 − β₂ᵗ) + ε."""
         if weight_decay:
             g = g + weight_decay * p
         m *= b1
@@ -175,7 +189,7 @@ class Ops:
         denom = self.xp.sqrt(v)
         denom /= sqrt_bc2
         denom += eps
-        self.sub_scaled(p, m / denom, step_size)
+        return denom
 
     # -- a captured step (nnx.capture): every number that changes between steps is read
     # from a small device array, so that a CUDA graph recorded once stays right -------------
@@ -212,15 +226,8 @@ class Ops:
         the device (PyTorch's ``capturable=True``): the same operations in the same order,
         with η rounded to p's dtype once, as ``lr * g`` rounds a Python float."""
         rate = self.xp.astype(lr, p.dtype)
-        if weight_decay:
-            g = g + weight_decay * p
-        if momentum:
-            if first:
-                self.copy_into(buf, g)
-            else:
-                buf *= momentum
-                buf += g
-            g = g + momentum * buf if nesterov else buf
+        g = self._sgd_direction(p, g, buf, momentum=momentum, nesterov=nesterov,
+                                weight_decay=weight_decay, first=first)
         p -= rate * g
 
     def adam_step_capturable(self, p: Array, g: Array, m: Array, v: Array, t: Array,
@@ -234,15 +241,8 @@ class Ops:
         t += 1.0
         step = xp.astype(lr / (1.0 - b1 ** t), p.dtype)          # lr / (1 − β₁ᵗ)
         sqrt_bc2 = xp.astype(xp.sqrt(1.0 - b2 ** t), p.dtype)     # √(1 − β₂ᵗ)
-        if weight_decay:
-            g = g + weight_decay * p
-        m *= b1
-        m += (1.0 - b1) * g
-        v *= b2
-        v += (1.0 - b2) * (g * g)
-        denom = xp.sqrt(v)
-        denom /= sqrt_bc2
-        denom += eps
+        denom = self._adam_denominator(p, g, m, v, b1=b1, b2=b2, sqrt_bc2=sqrt_bc2, eps=eps,
+                                       weight_decay=weight_decay)
         p -= step * (m / denom)
 
 

@@ -168,17 +168,29 @@ class TorchOps(_Ops):
         if p.dtype != g.dtype or p.requires_grad:
             return super().sgd_step(p, g, buf, lr=lr, momentum=momentum, nesterov=nesterov,
                                     weight_decay=weight_decay, first=first)
-        s1, s2 = self._pair(p)
+        pair = self._pair(p)
+        g = self._sgd_direction(p, g, buf, pair.__getitem__, momentum=momentum,
+                                nesterov=nesterov, weight_decay=weight_decay, first=first)
+        p.sub_(g, alpha=lr)                                # p ← p − η g
+        return None
+
+    def _sgd_direction(self, p, g, buf, scratch, *, momentum, nesterov, weight_decay, first):
+        """SGD's direction, the momentum buffer updated in place; ``scratch(i)`` gives the
+        p-sized tensor i (0, 1) for temporaries."""
         if weight_decay:                                   # g ← g + λ p
-            g = torch.add(g, torch.mul(p, weight_decay, out=s1), out=s1)
+            s = scratch(0)
+            g = torch.add(g, torch.mul(p, weight_decay, out=s), out=s)
         if momentum:
             if first:
                 buf.copy_(g)                               # buf₁ = g₁
             else:
                 buf.mul_(momentum).add_(g)                 # buf ← μ buf + g
-            g = torch.add(g, torch.mul(buf, momentum, out=s2), out=s2) if nesterov else buf
-        p.sub_(g, alpha=lr)                                # p ← p − η g
-        return None
+            if nesterov:
+                s = scratch(1)
+                g = torch.add(g, torch.mul(buf, momentum, out=s), out=s)
+            else:
+                g = buf
+        return g
 
     def adam_step(self, p, g, m, v, *, step_size, b1, b2, sqrt_bc2, eps, weight_decay):
         if p.dtype != g.dtype or p.requires_grad:
@@ -214,19 +226,8 @@ class TorchOps(_Ops):
                                                nesterov=nesterov, weight_decay=weight_decay,
                                                first=first)
         rate = lr.to(p.dtype)
-        if weight_decay:                                   # g ← g + λ p
-            s1 = torch.empty_like(p)
-            g = torch.add(g, torch.mul(p, weight_decay, out=s1), out=s1)
-        if momentum:
-            if first:
-                buf.copy_(g)                               # buf₁ = g₁
-            else:
-                buf.mul_(momentum).add_(g)                 # buf ← μ buf + g
-            if nesterov:
-                s2 = torch.empty_like(p)
-                g = torch.add(g, torch.mul(buf, momentum, out=s2), out=s2)
-            else:
-                g = buf
+        g = self._sgd_direction(p, g, buf, lambda i: torch.empty_like(p), momentum=momentum,
+                                nesterov=nesterov, weight_decay=weight_decay, first=first)
         p.addcmul_(g, rate, value=-1)                      # p ← p − η g
         return None
 
