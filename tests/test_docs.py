@@ -145,9 +145,11 @@ def test_guide_code_runs_and_prints_what_the_page_says(page, tmp_path, monkeypat
     """Each page's Python blocks run in order in one namespace, in a fresh folder, on
     NumPy. A block's ``# prints: TEXT`` comment is checked against its printed lines."""
     blocks = python_blocks(page)
-    for module in ("sklearn", "matplotlib", "dask"):
-        if any(f"import {module}" in b or f"from {module}" in b or f"nnx.{module}" in b
-               for b in blocks) and importlib.util.find_spec(module) is None:
+    code = "\n".join(line.split("#")[0] for b in blocks for line in b.splitlines())
+    for module in ("sklearn", "matplotlib", "dask", "torch", "jax"):
+        if any(used in code for used in (f"import {module}", f"from {module}",
+                                         f"nnx.{module}", f'backend="{module}"')) \
+                and importlib.util.find_spec(module) is None:
             pytest.skip(f"{page} needs {module}, which is not installed")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "__main__"}
