@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .inputs import positive_int, real_number, show
+from .optimizer import layers_of
 
 Array = Any
 
@@ -125,7 +126,7 @@ class LossScaler:
                 finite = ok if finite is None else finite & ok
                 g *= inv
         else:
-            finite = self._unscale_layers(_layers_of(model), inv)
+            finite = self._unscale_layers(layers_of(model, "LossScaler.unscale_"), inv)
         if finite is None:
             raise ValueError(f"LossScaler.unscale_: {type(model).__name__} has no gradients; "
                              "run model.backward first")
@@ -229,19 +230,6 @@ def _checked_scale(value: Any, name: str, owner: str = "LossScaler") -> float:
         raise ValueError(f"{owner}: {name} must be a positive float32 number (about 1.4e-45 "
                          f"to 3.4e38); got {show(value)}")
     return s
-
-
-def _layers_of(model: Any) -> list[Any]:
-    layers = getattr(model, "dense_layers", None)
-    if layers is not None:
-        return list(layers)
-    if hasattr(model, "param_names"):
-        return [model]
-    try:
-        return list(model)
-    except TypeError:
-        raise TypeError(f"LossScaler: expected a network, a layer or layers; got "
-                        f"{show(model)}") from None
 
 
 def resolve(loss_scale: Any, dense: list[Any]) -> LossScaler | None:

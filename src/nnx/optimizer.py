@@ -13,7 +13,7 @@ from typing import Any
 
 Array = Any
 
-__all__ = ["Optimizer"]
+__all__ = ["Optimizer", "layers_of"]
 
 
 class Optimizer:
@@ -46,9 +46,7 @@ class Optimizer:
                 ready = bool
             if ready() and self._step_flat(flat):
                 return
-        layers = getattr(model, "dense_layers", None)
-        if layers is None:
-            layers = [model] if hasattr(model, "param_names") else _layers_of(model)
+        layers = layers_of(model)
         state = self._state
         for layer in layers:
             st = state.get(layer)
@@ -137,12 +135,19 @@ class Optimizer:
         raise NotImplementedError
 
 
-def _layers_of(model: Any) -> list[Any]:
-    """``model`` as a list of layers, or a TypeError saying what ``step`` takes."""
+def layers_of(model: Any, owner: str = "Optimizer.step") -> list[Any]:
+    """The layers with parameters of ``model``: a network's ``dense_layers``, a layer itself,
+    or a list/tuple of layers; a TypeError naming ``owner`` for anything else."""
+    layers = getattr(model, "dense_layers", None)
+    if layers is not None:
+        return layers
+    if hasattr(model, "param_names"):
+        return [model]
     layers = list(model) if isinstance(model, (list, tuple)) else None
     if layers is None or not all(hasattr(layer, "param_names") for layer in layers):
-        raise TypeError(f"Optimizer.step takes a model (nnx.Sequential), a layer or a list of "
-                        f"layers; got {type(model).__name__}")
+        raise TypeError(f"{owner} takes a model: a network, a layer or a list of layers "
+                        f"(nnx.Sequential, nnx.Dense, [nnx.Dense, ...]); got "
+                        f"{type(model).__name__}")
     return layers
 
 
