@@ -15,7 +15,18 @@ import numpy as np
 
 from ._ops import Ops as _Ops
 
-__all__ = ["NumpyOps", "UPDATE_CHUNK", "SMALL"]
+try:    # the optimizers' updates as one compiled loop each (backends/_fused.c, optional)
+    from . import _fused as _FUSED
+except ImportError:  # pragma: no cover - built without a C compiler: the NumPy calls run
+    _FUSED = None
+
+__all__ = ["NumpyOps", "UPDATE_CHUNK", "SMALL", "fused_updates"]
+
+
+def fused_updates() -> str | None:
+    """The instruction set of the compiled optimizer updates (``"avx2"``, ``"baseline"``),
+    or None where the extension was not built and the updates run as NumPy calls."""
+    return None if _FUSED is None else str(_FUSED.instruction_set)
 
 
 @functools.cache
@@ -44,6 +55,9 @@ class NumpyOps(_Ops):
 
     kind = "numpy"
     flat = True
+    #: the compiled whole-buffer updates (``_fused``), or None: the NumPy calls below. Both
+    #: give the same bits; tests set it to None on an instance to compare them.
+    fused: Any = _FUSED
 
     def __init__(self, xp: Any) -> None:
         super().__init__(xp)
@@ -225,6 +239,10 @@ class NumpyOps(_Ops):
         if p.dtype != g.dtype:
             return super().sgd_step(p, g, buf, lr=lr, momentum=momentum,
                                     nesterov=nesterov, weight_decay=weight_decay, first=first)
+        if self.fused is not None and _fusable(p, g, buf):
+            self.fused.sgd(p, g, buf if momentum else None, lr, momentum, weight_decay,
+                           first, nesterov)
+            return None
         if not (weight_decay or momentum):
             self.sub_scaled(p, g, lr)
             return None
@@ -254,8 +272,12 @@ class NumpyOps(_Ops):
         if p.dtype != g.dtype:
             return super().adam_step(p, g, m, v, step_size=step_size, b1=b1, b2=b2,
                                      sqrt_bc2=sqrt_bc2, eps=eps, weight_decay=weight_decay)
-        s1, s2 = self._pair(p.dtype)
         c1, c2 = 1.0 - b1, 1.0 - b2
+        if self.fused is not None and _fusable(p, g, m, v):
+            self.fused.adam(p, g, m, v, step_size, b1, c1, b2, c2, sqrt_bc2, eps,
+                            weight_decay)
+            return None
+        s1, s2 = self._pair(p.dtype)
         step = p.dtype.type(step_size)
         for i in range(0, p.shape[0], UPDATE_CHUNK):
             j = min(i + UPDATE_CHUNK, p.shape[0])
@@ -274,3 +296,12 @@ class NumpyOps(_Ops):
             np.divide(mi, t2, out=t2)                  # p ← p − step · m / denom
             np.subtract(pi, np.multiply(t2, step, out=t2), out=pi)
         return None
+
+
+def _fusable(p: np.ndarray, *others: np.ndarray | None) -> bool:
+    """Whether the compiled update takes these flat buffers: one float32 or float64 dtype,
+    C-contiguous (flat buffers always are; a user's strided array is not)."""
+    if p.dtype.char not in "fd" or not p.dtype.isnative or not p.flags.c_contiguous:
+        return False
+    return all(a is None or (a.dtype == p.dtype and a.flags.c_contiguous
+                             and a.shape == p.shape) for a in others)

@@ -17,17 +17,29 @@ import nnx
 from nnx import backends as registry
 
 Ops = registry.Ops
-FLAT = ("numpy", "torch", "cupy")
+#: "numpy-calls": NumPy with the compiled updates (backends/_fused.c) turned off, so both
+#: of NumPy's flat updates, the compiled loop and the NumPy calls, face the portable path.
+FLAT = ("numpy", "numpy-calls", "torch", "cupy")
 CHUNK = _numpy_ops.UPDATE_CHUNK
+
+
+def _without_fused(backend):
+    ops = type(backend.ops)(backend.xp)
+    ops.fused = None
+    return dataclasses.replace(backend, ops=ops)
 
 
 @pytest.fixture(params=FLAT)
 def flat_backend(request):
     """The backends with flat buffers that are installed here (cupy: where a GPU answers)."""
-    reason = registry.why_unavailable(request.param)
+    name = request.param.removesuffix("-calls")
+    reason = registry.why_unavailable(name)
     if reason:
         pytest.skip(reason)
-    with nnx.use_backend(request.param) as b:
+    backend = registry.load(name)
+    if request.param == "numpy-calls":
+        backend = _without_fused(backend)
+    with nnx.use_backend(backend) as b:
         yield b
 
 

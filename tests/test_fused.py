@@ -1,0 +1,213 @@
+"""The compiled whole-buffer updates of NumPy's optimizers (backends/_fused.c).
+
+Each must give the bits of NumPy's own update (the same operations, in the same order,
+one rounding each) and of the portable per-array ``Ops``: at every option, in float32 and
+float64, on edge values (±0, ±inf, NaN, subnormals), and on both sides of the NumPy
+path's slice size. Its argument checks must refuse what it cannot read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from nnx.backends import _numpy_ops
+
+import nnx
+from nnx import backends as registry
+
+fused = pytest.importorskip(
+    "nnx.backends._fused",
+    reason="the compiled updates were not built (no C compiler when nnx was installed)")
+
+CHUNK = _numpy_ops.UPDATE_CHUNK
+SIZES = [1, 7, 8, 33, CHUNK - 1, CHUNK + 9]     # vector tails, and the NumPy path's slices
+NUMPY = registry.load("numpy")
+
+
+def _ops(with_fused: bool):
+    ops = _numpy_ops.NumpyOps(NUMPY.xp)
+    if not with_fused:
+        ops.fused = None
+    return ops
+
+
+def _state(rng, n, dtype, *, edges=False):
+    """p, g, m, v (v ≥ 0), buf as float arrays of n elements."""
+    p, g, m, buf = (rng.standard_normal(n).astype(dtype) for _ in range(4))
+    v = np.abs(rng.standard_normal(n)).astype(dtype)
+    if edges and n >= 8:
+        tiny = np.finfo(dtype).smallest_subnormal
+        g[:8] = [0.0, -0.0, np.inf, -np.inf, np.nan, tiny, -tiny, 1e30]
+        p[8 % n] = np.nan
+        v[1] = 0.0
+    return p, g, m, v, buf
+
+
+def _adam_args(t=3, b1=0.9, b2=0.999, lr=1e-3, eps=1e-8, weight_decay=0.0):
+    return dict(step_size=lr / (1.0 - b1 ** t), b1=b1, b2=b2,
+                sqrt_bc2=math.sqrt(1.0 - b2 ** t), eps=eps, weight_decay=weight_decay)
+
+
+def _same(a, b):
+    np.testing.assert_array_equal(a, b)       # bits: NaN where NaN, -0.0 kept apart below
+    assert (np.signbit(a) == np.signbit(b)).all()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_adam_gives_the_bits_of_the_numpy_calls_and_the_portable_ops(rng, dtype, n,
+                                                                     weight_decay):
+    draw = _state(rng, n, dtype, edges=True)
+    results = []
+    for ops in (_ops(True), _ops(False), registry.Ops(NUMPY.xp)):
+        p, g, m, v, _ = (a.copy() for a in draw)
+        for t in (1, 2, 3):                 # the state each step leaves feeds the next
+            ops.adam_step(p, g, m, v, **_adam_args(t=t, weight_decay=weight_decay))
+        results.append((p, m, v))
+    for got in results[1:]:
+        for a, b in zip(results[0], got):
+            _same(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_sgd_gives_the_bits_of_the_numpy_calls_and_the_portable_ops(rng, dtype, n, momentum,
+                                                                    nesterov, weight_decay):
+    draw = _state(rng, n, dtype, edges=True)
+    results = []
+    for ops in (_ops(True), _ops(False), registry.Ops(NUMPY.xp)):
+        p, g, _, _, buf = (a.copy() for a in draw)
+        for first in (True, False, False):
+            ops.sgd_step(p, g, buf if momentum else None, lr=0.05, momentum=momentum,
+                         nesterov=nesterov, weight_decay=weight_decay, first=first)
+        results.append((p, buf))
+    for got in results[1:]:
+        for a, b in zip(results[0], got):
+            _same(a, b)
+
+
+def test_adam_matches_its_closed_form_in_float64(rng):
+    """One step against the equations written out in Python floats (t = 1, decay on)."""
+    p, g, m, v, _ = _state(rng, 5, "float64")
+    want_m = 0.9 * m + 0.1 * (g + 0.01 * p)
+    want_v = 0.999 * v + 0.001 * (g + 0.01 * p) ** 2
+    denom = np.sqrt(want_v) / math.sqrt(1 - 0.999) + 1e-8
+    want_p = p - (1e-2 / (1 - 0.9)) * want_m / denom
+    _ops(True).adam_step(p, g, m, v, **_adam_args(t=1, lr=1e-2, weight_decay=0.01))
+    np.testing.assert_allclose(m, want_m, rtol=1e-15)
+    np.testing.assert_allclose(v, want_v, rtol=1e-15)
+    np.testing.assert_allclose(p, want_p, rtol=1e-14)
+
+
+class _Counting:
+    """Stands in for the compiled module and counts what reaches it."""
+
+    def __init__(self):
+        self.calls = {"adam": 0, "sgd": 0}
+
+    def adam(self, *args):
+        self.calls["adam"] += 1
+        return fused.adam(*args)
+
+    def sgd(self, *args):
+        self.calls["sgd"] += 1
+        return fused.sgd(*args)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("opt", ["adam", "sgd"])
+def test_training_runs_the_compiled_update_with_the_bits_of_the_numpy_calls(rng, dtype,
+                                                                           opt):
+    X = rng.standard_normal((40, 6)).astype(dtype)
+    y = rng.integers(0, 3, 40)
+    make = {"adam": lambda: nnx.optim.Adam(1e-2, weight_decay=1e-3),
+            "sgd": lambda: nnx.optim.SGD(0.05, momentum=0.9, nesterov=True)}[opt]
+    counting = _Counting()
+    with_fused, without = _ops(True), _ops(False)
+    with_fused.fused = counting
+    params = []
+    for ops in (with_fused, without):
+        backend = dataclasses.replace(NUMPY, ops=ops)
+        model = nnx.MLP([6, 8, 3], seed=2, dtype=dtype, backend=backend)
+        model.fit(X, y, loss="softmax_cross_entropy", optimizer=make(), epochs=3,
+                  batch_size=8, seed=0, progress=False)
+        params.append(np.concatenate([np.ravel(nnx.to_numpy(a))
+                                      for a in model.parameters().values()]))
+    assert counting.calls[opt] == 15 and sum(counting.calls.values()) == 15
+    _same(*params)
+
+
+def test_strided_float16_and_mixed_buffers_take_the_numpy_calls(rng):
+    """What the loop cannot take (a strided view, float16, mixed dtypes) never reaches it."""
+    counting = _Counting()
+    ops = _ops(True)
+    ops.fused = counting
+    ref = _ops(False)
+    draw = _state(rng, 16, "float32")
+    for make in (lambda a: a[::2], lambda a: a.astype(np.float16)):
+        runs = []
+        for o in (ops, ref):
+            p, g, m, v, _ = (make(a.copy()) for a in draw)
+            o.adam_step(p, g, m, v, **_adam_args())
+            runs.append(p)
+        _same(*runs)
+    p, g, m, v, _ = _state(rng, 8, "float32")
+    ops.adam_step(p, g.astype(np.float64), m, v, **_adam_args())
+    assert counting.calls == {"adam": 0, "sgd": 0}
+
+
+# -- the extension's own checks (it is called with whatever arrays reach it) --------------
+def _adam(p, g, m, v):
+    fused.adam(p, g, m, v, 0.1, 0.9, 0.1, 0.999, 0.001, 0.5, 1e-8, 0.0)
+
+
+def test_refuses_other_dtypes_with_a_type_error():
+    for dtype in (np.float16, np.int32, np.complex64, ">f4"):
+        a = np.zeros(4, dtype=dtype)
+        with pytest.raises(TypeError, match="expected a float32 or float64 buffer"):
+            _adam(a, a.copy(), a.copy(), a.copy())
+    with pytest.raises(TypeError, match="g: expected a float32 or float64 buffer, got "
+                                        "format B"):
+        _adam(np.zeros(1, np.float32), b"abcd", np.zeros(1, np.float32),
+              np.zeros(1, np.float32))
+
+
+def test_refuses_mismatched_lengths_dtypes_and_overlap():
+    a = [np.zeros(6, np.float32) for _ in range(4)]
+    with pytest.raises(ValueError, match="g: expected 24 bytes"):
+        _adam(a[0], np.zeros(5, np.float32), a[2], a[3])
+    with pytest.raises(ValueError, match="m: expected 24 bytes"):
+        _adam(a[0], a[1], np.zeros(6, np.float64), a[3])
+    whole = np.zeros(12, np.float32)
+    with pytest.raises(ValueError, match="p and v overlap"):
+        _adam(whole[:6], a[1], a[2], whole[3:9])
+    with pytest.raises(ValueError, match="momentum needs a buffer"):
+        fused.sgd(a[0], a[1], None, 0.1, 0.9, 0.0, False, False)
+
+
+def test_refuses_read_only_and_strided_buffers():
+    a = [np.zeros(6, np.float32) for _ in range(4)]
+    frozen = np.zeros(6, np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises((BufferError, ValueError)):
+        _adam(frozen, a[1], a[2], a[3])
+    with pytest.raises((BufferError, ValueError)):
+        _adam(np.zeros(12, np.float32)[::2], a[1], a[2], a[3])
+    _adam(a[0], frozen, a[2], a[3])          # g is only read: a read-only g is fine
+
+
+def test_empty_buffers_are_a_no_op():
+    e = np.zeros(0, np.float64)
+    _adam(e, e.copy(), e.copy(), e.copy())
+    fused.sgd(e, e.copy(), None, 0.1, 0.0, 0.0, True, False)
+
+
+def test_fused_updates_names_the_instruction_set():
+    assert _numpy_ops.fused_updates() == fused.instruction_set
+    assert fused.instruction_set in ("avx2", "baseline")
