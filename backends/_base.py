@@ -7,6 +7,7 @@ which library it is talking to.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -120,6 +121,13 @@ class Backend:
         """A readable name of the device ("cpu", or the GPU's model)."""
         fn = getattr(self.adapter, "device_name", None)
         return fn(self.device) if fn else str(self.device)
+
+    def step_threads(self, macs: int) -> Any:
+        """A context manager for training steps whose largest matrix product has ``macs``
+        multiply-adds: where the library's host thread pool slows small steps (NumPy's
+        BLAS; see ``backends/numpy.py``), it runs them with one thread; elsewhere nothing."""
+        fn = getattr(self.adapter, "step_threads", None)
+        return fn(macs) if fn else contextlib.nullcontext()
 
     def memory_tracker(self) -> Any:
         """A tracker of the bytes this library allocates on the device, or None where the

@@ -178,6 +178,12 @@ class NumpyOps(_Ops):
         if g.dtype is not dtype:            # mixed precision: NumPy's own promotion rules
             p -= alpha * g
             return p
+        if self.fused is not None and p.shape == g.shape and _fusable(p, g):
+            try:                            # p − g·α in one pass (α rounded to the dtype)
+                self.fused.sgd(p, g, None, alpha, 0.0, 0.0, False, False)
+                return p
+            except ValueError:              # p and g overlap: the NumPy calls below
+                pass
         n = p.size
         if (n <= UPDATE_CHUNK or not p.flags.c_contiguous or not g.flags.c_contiguous
                 or p.shape != g.shape):

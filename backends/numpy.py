@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import tracemalloc
+from collections.abc import Iterator
 from typing import Any
 
 import array_api_compat.numpy as xp
@@ -78,6 +80,38 @@ def low_precision_dtypes() -> dict[str, Any]:
 
 def set_matmul_precision(precision: str) -> None:
     """No effect: the CPU multiplies float32 in float32 (no TF32 units)."""
+
+
+#: A training step whose every matrix product has at most this many multiply-adds runs
+#: with one BLAS thread. OpenBLAS's idle threads spin for a while after each product, and
+#: on a 2-vCPU VM that spinning slowed the step's other work (elementwise passes, the
+#: optimizer, Python) 2-4×: with one thread the digits demo's step (64-256-128-10 ×32,
+#: largest product 1M) took 0.95× its time with two, scikit-learn's digits MLP (float64,
+#: 64-128-64-10 ×64) 0.88×, 256-512-512-10 ×256 (67M) 0.92×; from 256-1024-1024 ×256 (268M)
+#: up, two threads halve the products and win (bench/README.md, "Small networks").
+ONE_THREAD_MACS = 1 << 25
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS pools (made once: ~0.2 ms), or None."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency of nnx
+        return None
+    return ThreadpoolController().select(user_api="blas")
+
+
+@contextlib.contextmanager
+def step_threads(macs: int) -> Iterator[None]:
+    """One BLAS thread while steps whose largest product has ``macs`` ≤ ONE_THREAD_MACS
+    multiply-adds run (an ~8 µs switch, made once per epoch); otherwise as configured."""
+    pools = _blas_controller() if macs <= ONE_THREAD_MACS else None
+    if not pools or all(p.get("num_threads", 1) <= 1 for p in pools.info()):
+        yield
+        return
+    with pools.limit(limits=1):
+        yield
 
 
 def ops(xp: Any) -> NumpyOps:

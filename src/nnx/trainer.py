@@ -92,6 +92,8 @@ class Trainer:
             self._weights = xp.asarray([float(b - a) for a, b in self.bounds],
                                        dtype=self.dtype, device=backend.device)
         self.epochs_run = 0
+        #: the largest matrix product of a step, in multiply-adds (the BLAS thread policy)
+        self.step_macs = max(size * d.in_features * d.out_features for d in dense)
         #: the epochs as replayed CUDA graphs (nnx.capture), or None for the eager loop
         self.captured = _capture.plan(self, capture)
 
@@ -109,12 +111,13 @@ class Trainer:
         step), the mean is over the steps taken; an epoch whose every step was skipped
         returns the mean of its losses, and raises only for a static scale or a
         non-finite loss (nothing would change the next epoch)."""
-        if self.scaler is None:
-            return self._epoch()
-        with warnings.catch_warnings():  # overflow is expected there: NumPy's warnings are noise
-            warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered",
-                                    RuntimeWarning)
-            return self._epoch()
+        with self.backend.step_threads(self.step_macs):
+            if self.scaler is None:
+                return self._epoch()
+            with warnings.catch_warnings():  # overflow is expected there: NumPy's are noise
+                warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered",
+                                        RuntimeWarning)
+                return self._epoch()
 
     def _epoch(self) -> float:
         xp, X, y = self.xp, self.X, self.y
