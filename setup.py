@@ -8,9 +8,10 @@ found, the install still succeeds and nnx runs the same updates as NumPy calls
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-#: no fused multiply-add (and no fast-math: the default): the loops round as NumPy's ufuncs do.
-#: -fno-math-errno lets the compiler vectorise sqrt (errno only, never a result, changes).
-_GCC_FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
+#: No fused multiply-add (and no fast-math, the default): the loops round as NumPy's ufuncs
+#: do. -fno-math-errno and -fno-trapping-math change no result (errno and traps only) and
+#: let the compiler vectorise sqrt and the comparisons' selects.
+_GCC_FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
 _MSVC_FLAGS = ["/O2", "/fp:precise"]
 
 

@@ -1,4 +1,5 @@
-/* nnx.backends._fused: the optimizers' whole-buffer updates as one loop each (NumPy).
+/* nnx.backends._fused: the optimizers' whole-buffer updates as one loop each, and ReLU's
+ * forward and backward as one pass each (NumPy).
  *
  * NumPy's Adam over a flat buffer is 13 array passes (one ufunc call each); here it is one
  * pass that keeps every intermediate in a register. The loops run the NumPy path's
@@ -64,15 +65,44 @@ NAME(T *restrict p, const T *restrict g, T *restrict buf, Py_ssize_t n, T lr, T 
     }                                                                                   \
 }
 
+/* ReLU as NumPy's maximum(z, 0): NaN stays NaN (its sign too), −0 becomes +0. */
+#define RELU_KERNEL(NAME, T, ATTR)                                                      \
+ATTR static void                                                                        \
+NAME(const T *z, T *out, Py_ssize_t n)                                                  \
+{                                                                                       \
+    for (Py_ssize_t i = 0; i < n; i++) {                                                \
+        T zi = z[i];                                                                    \
+        out[i] = ((zi > 0) | (zi != zi)) ? zi : (T)0;   /* no branch: a vector select */ \
+    }                                                                                   \
+}
+
+/* dL/dz = dL/da · [a > 0], the product taken as NumPy takes dy · (a > 0): by 1 or by 0
+ * (so −0 for a negative dy, NaN for an infinite or NaN one). */
+#define RELU_BACKWARD_KERNEL(NAME, T, ATTR)                                             \
+ATTR static void                                                                        \
+NAME(const T *dy, const T *a, T *out, Py_ssize_t n)                                     \
+{                                                                                       \
+    for (Py_ssize_t i = 0; i < n; i++)                                                  \
+        out[i] = dy[i] * (T)(a[i] > 0);                                                 \
+}
+
 ADAM_KERNEL(adam_f32, float, sqrtf, )
 ADAM_KERNEL(adam_f64, double, sqrt, )
 SGD_KERNEL(sgd_f32, float, )
 SGD_KERNEL(sgd_f64, double, )
+RELU_KERNEL(relu_f32, float, )
+RELU_KERNEL(relu_f64, double, )
+RELU_BACKWARD_KERNEL(relu_backward_f32, float, )
+RELU_BACKWARD_KERNEL(relu_backward_f64, double, )
 #if NNX_X86
 ADAM_KERNEL(adam_f32_avx2, float, sqrtf, NNX_AVX2)
 ADAM_KERNEL(adam_f64_avx2, double, sqrt, NNX_AVX2)
 SGD_KERNEL(sgd_f32_avx2, float, NNX_AVX2)
 SGD_KERNEL(sgd_f64_avx2, double, NNX_AVX2)
+RELU_KERNEL(relu_f32_avx2, float, NNX_AVX2)
+RELU_KERNEL(relu_f64_avx2, double, NNX_AVX2)
+RELU_BACKWARD_KERNEL(relu_backward_f32_avx2, float, NNX_AVX2)
+RELU_BACKWARD_KERNEL(relu_backward_f64_avx2, double, NNX_AVX2)
 #endif
 
 typedef void (*adam32_fn)(float *, const float *, float *, float *, Py_ssize_t, float,
@@ -83,6 +113,14 @@ typedef void (*sgd32_fn)(float *, const float *, float *, Py_ssize_t, float, flo
                          int);
 typedef void (*sgd64_fn)(double *, const double *, double *, Py_ssize_t, double, double,
                          double, int);
+typedef void (*relu32_fn)(const float *, float *, Py_ssize_t);
+typedef void (*relu64_fn)(const double *, double *, Py_ssize_t);
+typedef void (*relu_bw32_fn)(const float *, const float *, float *, Py_ssize_t);
+typedef void (*relu_bw64_fn)(const double *, const double *, double *, Py_ssize_t);
+static relu32_fn run_relu_f32 = relu_f32;
+static relu64_fn run_relu_f64 = relu_f64;
+static relu_bw32_fn run_relu_backward_f32 = relu_backward_f32;
+static relu_bw64_fn run_relu_backward_f64 = relu_backward_f64;
 static adam32_fn run_adam_f32 = adam_f32;
 static adam64_fn run_adam_f64 = adam_f64;
 static sgd32_fn run_sgd_f32 = sgd_f32;
@@ -99,11 +137,12 @@ release(Py_buffer *views, int count)
 }
 
 /* Fill views[0..count) from objs: C-contiguous, format "f" or "d", all the same format and
- * length; views[0] and those with writable[i] writable; no two overlapping. Returns the
- * item size (4 or 8), or 0 with an exception set and nothing held. */
+ * length; those with writable[i] writable; no two overlapping (for an elementwise map, two
+ * may be the very same memory). Returns the item size (4 or 8), or 0 with an exception
+ * set and nothing held. */
 static int
 get_buffers(PyObject **objs, const int *writable, const char **names, int count,
-            Py_buffer *views)
+            Py_buffer *views, int elementwise)
 {
     int got = 0;
     for (; got < count; got++) {
@@ -132,6 +171,8 @@ get_buffers(PyObject **objs, const int *writable, const char **names, int count,
     for (int i = 0; i < count; i++) {
         for (int j = i + 1; j < count; j++) {
             const char *a = views[i].buf, *b = views[j].buf;
+            if (elementwise && a == b)
+                continue;                    /* element i reads and writes element i only */
             if (views[i].len && a < b + views[j].len && b < a + views[i].len) {
                 PyErr_Format(PyExc_ValueError, "%s and %s overlap in memory", names[i],
                              names[j]);
@@ -165,7 +206,7 @@ fused_adam(PyObject *self, PyObject *args)
     static const int writable[4] = {1, 0, 1, 1};
     static const char *names[4] = {"p", "g", "m", "v"};
     Py_buffer views[4];
-    int size = get_buffers(objs, writable, names, 4, views);
+    int size = get_buffers(objs, writable, names, 4, views, 0);
     if (!size)
         return NULL;
     Py_ssize_t n = views[0].len / size;
@@ -206,7 +247,7 @@ fused_sgd(PyObject *self, PyObject *args)
         return NULL;
     }
     Py_buffer views[3];
-    int size = get_buffers(objs, writable, names, count, views);
+    int size = get_buffers(objs, writable, names, count, views, 0);
     if (!size)
         return NULL;
     int mode = (wd != 0.0) | ((mu != 0.0) << 1) | ((first != 0) << 2) | ((nesterov != 0) << 3);
@@ -222,7 +263,63 @@ fused_sgd(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(relu_doc,
+"relu(z, out)\n--\n\n"
+"out = maximum(z, 0) elementwise, as NumPy computes it; out may be z itself.");
+
+static PyObject *
+fused_relu(PyObject *self, PyObject *args)
+{
+    PyObject *objs[2];
+    if (!PyArg_ParseTuple(args, "OO:relu", &objs[0], &objs[1]))
+        return NULL;
+    static const int writable[2] = {0, 1};
+    static const char *names[2] = {"z", "out"};
+    Py_buffer views[2];
+    int size = get_buffers(objs, writable, names, 2, views, 1);
+    if (!size)
+        return NULL;
+    Py_ssize_t n = views[0].len / size;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        run_relu_f32(views[0].buf, views[1].buf, n);
+    else
+        run_relu_f64(views[0].buf, views[1].buf, n);
+    Py_END_ALLOW_THREADS
+    release(views, 2);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(relu_backward_doc,
+"relu_backward(dy, a, out)\n--\n\n"
+"out = dy * (a > 0) elementwise, as NumPy computes it; out may be dy or a itself.");
+
+static PyObject *
+fused_relu_backward(PyObject *self, PyObject *args)
+{
+    PyObject *objs[3];
+    if (!PyArg_ParseTuple(args, "OOO:relu_backward", &objs[0], &objs[1], &objs[2]))
+        return NULL;
+    static const int writable[3] = {0, 0, 1};
+    static const char *names[3] = {"dy", "a", "out"};
+    Py_buffer views[3];
+    int size = get_buffers(objs, writable, names, 3, views, 1);
+    if (!size)
+        return NULL;
+    Py_ssize_t n = views[0].len / size;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        run_relu_backward_f32(views[0].buf, views[1].buf, views[2].buf, n);
+    else
+        run_relu_backward_f64(views[0].buf, views[1].buf, views[2].buf, n);
+    Py_END_ALLOW_THREADS
+    release(views, 3);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"relu", fused_relu, METH_VARARGS, relu_doc},
+    {"relu_backward", fused_relu_backward, METH_VARARGS, relu_backward_doc},
     {"adam", fused_adam, METH_VARARGS, adam_doc},
     {"sgd", fused_sgd, METH_VARARGS, sgd_doc},
     {NULL, NULL, 0, NULL},
@@ -244,6 +341,10 @@ PyInit__fused(void)
         run_adam_f64 = adam_f64_avx2;
         run_sgd_f32 = sgd_f32_avx2;
         run_sgd_f64 = sgd_f64_avx2;
+        run_relu_f32 = relu_f32_avx2;
+        run_relu_f64 = relu_f64_avx2;
+        run_relu_backward_f32 = relu_backward_f32_avx2;
+        run_relu_backward_f64 = relu_backward_f64_avx2;
         instruction_set = "avx2";
     }
 #endif

@@ -104,6 +104,13 @@ class NumpyOps(_Ops):
         # zeros (contiguous along the last axis) its SIMD loop runs, twice as fast.
         if out is not None and (out.shape != z.shape or out.dtype != z.dtype):
             out = None
+        if self.fused is not None and _fusable(z, out):    # one compiled pass, same bits
+            done = np.empty_like(z) if out is None else out
+            try:
+                self.fused.relu(z, done)
+                return done
+            except ValueError:                  # out overlaps z in part: NumPy's calls
+                pass
         if z.ndim == 0 or z.size < SMALL:
             return np.maximum(z, 0.0, out=out)
         key = (z.shape[-1], z.dtype)
@@ -120,8 +127,17 @@ class NumpyOps(_Ops):
         return np.tanh(z, out=out)
 
     def relu_backward(self, dy, a, out=None):
-        if out is not None and out.size >= SMALL and out.shape == dy.shape \
-                and out.dtype == dy.dtype:
+        if out is not None and (out.size < SMALL or out.shape != dy.shape
+                                or out.dtype != dy.dtype):
+            out = None
+        if self.fused is not None and _fusable(dy, a, out):  # one compiled pass, same bits
+            done = np.empty_like(dy) if out is None else out
+            try:
+                self.fused.relu_backward(dy, a, done)
+                return done
+            except ValueError:                  # out overlaps dy or a in part: NumPy's calls
+                pass
+        if out is not None:
             return np.multiply(dy, a > 0, out=out)
         return np.multiply(dy, a > 0)      # bool × float: no float copy of the mask
 
