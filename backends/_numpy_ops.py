@@ -109,7 +109,7 @@ class NumpyOps(_Ops):
             try:
                 self.fused.relu(z, done)
                 return done
-            except ValueError:                  # out overlaps z in part: NumPy's calls
+            except _REFUSED:                    # strided, or out overlaps z in part
                 pass
         if z.ndim == 0 or z.size < SMALL:
             return np.maximum(z, 0.0, out=out)
@@ -135,7 +135,7 @@ class NumpyOps(_Ops):
             try:
                 self.fused.relu_backward(dy, a, done)
                 return done
-            except ValueError:                  # out overlaps dy or a in part: NumPy's calls
+            except _REFUSED:                    # strided, or out overlaps dy or a in part
                 pass
         if out is not None:
             return np.multiply(dy, a > 0, out=out)
@@ -194,11 +194,11 @@ class NumpyOps(_Ops):
         if g.dtype is not dtype:            # mixed precision: NumPy's own promotion rules
             p -= alpha * g
             return p
-        if self.fused is not None and p.shape == g.shape and _fusable(p, g):
+        if self.fused is not None and _fusable(p, g):
             try:                            # p − g·α in one pass (α rounded to the dtype)
                 self.fused.sgd(p, g, None, alpha, 0.0, 0.0, False, False)
                 return p
-            except ValueError:              # p and g overlap: the NumPy calls below
+            except _REFUSED:                # e.g. p and g overlap: the NumPy calls below
                 pass
         n = p.size
         if (n <= UPDATE_CHUNK or not p.flags.c_contiguous or not g.flags.c_contiguous
@@ -262,9 +262,12 @@ class NumpyOps(_Ops):
             return super().sgd_step(p, g, buf, lr=lr, momentum=momentum,
                                     nesterov=nesterov, weight_decay=weight_decay, first=first)
         if self.fused is not None and _fusable(p, g, buf):
-            self.fused.sgd(p, g, buf if momentum else None, lr, momentum, weight_decay,
-                           first, nesterov)
-            return None
+            try:
+                self.fused.sgd(p, g, buf if momentum else None, lr, momentum, weight_decay,
+                               first, nesterov)
+                return None
+            except _REFUSED:
+                pass
         if not (weight_decay or momentum):
             self.sub_scaled(p, g, lr)
             return None
@@ -296,9 +299,12 @@ class NumpyOps(_Ops):
                                      sqrt_bc2=sqrt_bc2, eps=eps, weight_decay=weight_decay)
         c1, c2 = 1.0 - b1, 1.0 - b2
         if self.fused is not None and _fusable(p, g, m, v):
-            self.fused.adam(p, g, m, v, step_size, b1, c1, b2, c2, sqrt_bc2, eps,
-                            weight_decay)
-            return None
+            try:
+                self.fused.adam(p, g, m, v, step_size, b1, c1, b2, c2, sqrt_bc2, eps,
+                                weight_decay)
+                return None
+            except _REFUSED:
+                pass
         s1, s2 = self._pair(p.dtype)
         step = p.dtype.type(step_size)
         for i in range(0, p.shape[0], UPDATE_CHUNK):
@@ -320,10 +326,20 @@ class NumpyOps(_Ops):
         return None
 
 
+#: the dtypes of the compiled loops (native byte order: these very objects).
+_LOOP_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: what the loops raise for arrays they cannot take (strided, read-only, overlapping)
+_REFUSED = (ValueError, BufferError)
+
+
 def _fusable(p: np.ndarray, *others: np.ndarray | None) -> bool:
-    """Whether the compiled update takes these flat buffers: one float32 or float64 dtype,
-    C-contiguous (flat buffers always are; a user's strided array is not)."""
-    if p.dtype.char not in "fd" or not p.dtype.isnative or not p.flags.c_contiguous:
+    """Whether the compiled loop may take these arrays: one float32 or float64 dtype, one
+    shape. The loop itself refuses the rest (strided, read-only or overlapping buffers)
+    with one of ``_REFUSED``, and the NumPy calls answer instead."""
+    dtype, shape = p.dtype, p.shape
+    if dtype is not _LOOP_DTYPES[0] and dtype is not _LOOP_DTYPES[1]:
         return False
-    return all(a is None or (a.dtype == p.dtype and a.flags.c_contiguous
-                             and a.shape == p.shape) for a in others)
+    for a in others:
+        if a is not None and (a.dtype is not dtype or a.shape != shape):
+            return False
+    return True

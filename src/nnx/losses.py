@@ -245,10 +245,11 @@ def softmax_cross_entropy(logits: Array, labels: Array, *,
     if labels.ndim == 1:
         labels = class_ids_to_one_hot(labels, k, dtype=logits.dtype, xp=xp)
     elif tuple(labels.shape) == (n, k):
-        if not xp.isdtype(labels.dtype, ("real floating", "integral", "bool")):
-            raise ValueError("softmax_cross_entropy: label rows must hold real numbers; got "
-                             f"dtype {labels.dtype}")
-        labels = xp.astype(labels, logits.dtype) if labels.dtype != logits.dtype else labels
+        if labels.dtype != logits.dtype:     # (the logits' dtype is real floating by now)
+            if not xp.isdtype(labels.dtype, ("real floating", "integral", "bool")):
+                raise ValueError("softmax_cross_entropy: label rows must hold real numbers; "
+                                 f"got dtype {labels.dtype}")
+            labels = xp.astype(labels, logits.dtype)
     else:
         raise ValueError(f"softmax_cross_entropy: labels must be class ids ({n},) or rows "
                          f"({n}, {k}); got {tuple(labels.shape)}")
