@@ -13,6 +13,7 @@ import array_api_compat.numpy as xp
 import numpy as np
 
 from ._numpy_ops import NumpyOps
+from ._numpy_ops import fused_updates as fused_updates  # the compiled loops, if built
 
 _math_erf = np.vectorize(math.erf, otypes=[np.float64])
 

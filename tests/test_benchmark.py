@@ -7,6 +7,7 @@ counts, and the memory trackers against allocations of known size.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 
@@ -206,6 +207,36 @@ def test_timing_calibrates_interleaves_and_settles_only_long_calls():
     assert slow.median == pytest.approx(2e-3) and fast.median == pytest.approx(1e-5)
     # a settled sample first runs one untimed sample's worth of calls
     assert calls.count("slow") == 1 + (1 + 4) + 4 * (4 + 4)
+
+
+def test_timing_runs_every_sampled_call_inside_the_cases_context():
+    inside = [False]
+    seen: list[bool] = []
+
+    @contextlib.contextmanager
+    def around():
+        inside[0] = True
+        yield
+        inside[0] = False
+
+    t = timing.Timed(lambda: seen.append(inside[0]), around=around)
+    timing.measure([t], rounds=3, warmup=0, min_sample_s=0.0)
+    assert seen and all(seen) and not inside[0]
+
+
+def test_small_steps_are_timed_with_fits_thread_setting(monkeypatch):
+    """The nnx step and the hand-written one run under Backend.step_threads of the net's
+    largest product, as fit trains it; the floor keeps the library's own setting."""
+    asked: list[int] = []
+    backend = nnx.backend.resolve_backend("numpy")
+    monkeypatch.setattr(type(backend), "step_threads",
+                        lambda self, macs: asked.append(macs) or contextlib.nullcontext())
+    net = cases.Network((6, 16, 3), 8, "relu", "softmax_cross_entropy", optimizer="adam",
+                        lr=1e-3)
+    for make in (cases.training_step, cases.hand_written_step, cases.floor):
+        with make(backend, net).around():
+            pass
+    assert asked == [8 * 6 * 16] * 2
 
 
 def test_report_formats():

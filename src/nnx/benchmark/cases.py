@@ -107,7 +107,9 @@ def training_step(backend: Backend | str, net: Network, *, seed: int = 0,
                   data: tuple[Any, Any] | None = None) -> Timed:
     """nnx's training step: forward, loss, backward (``input_grad=False``), the update.
 
-    Written as a user's loop would be; ``data`` is ``(x, target)`` (a random batch if None).
+    Written as a user's loop would be, and timed under the host thread setting that
+    ``fit`` trains this network with (one BLAS thread for small networks on NumPy:
+    :meth:`Backend.step_threads`); ``data`` is ``(x, target)`` (a random batch if None).
     The model and optimizer are on the returned object as ``.model`` and ``.optimizer``.
     """
     backend = resolve_backend(backend)
@@ -124,7 +126,8 @@ def training_step(backend: Backend | str, net: Network, *, seed: int = 0,
         opt.step(model)
 
     dense = model.dense_layers
-    timed = Timed(step, lambda: backend.synchronize(*[p for d in dense for p in (d.W, d.b)]))
+    timed = Timed(step, lambda: backend.synchronize(*[p for d in dense for p in (d.W, d.b)]),
+                  around=_fit_threads(backend, net))
     timed.model, timed.optimizer = model, opt  # type: ignore[attr-defined]
     return timed
 
@@ -215,7 +218,8 @@ def hand_written_xor(backend: Backend | str, net: Network, *, seed: int = 0) -> 
         return None
     from ..backends import numpy_reference
 
-    return Timed(numpy_reference.xor_step(lr=net.lr, seed=seed))
+    return Timed(numpy_reference.xor_step(lr=net.lr, seed=seed),
+                 around=_fit_threads(resolve_backend(backend), net))
 
 
 def hand_written_step(backend: Backend | str, net: Network, *, seed: int = 0) -> Timed | None:
@@ -228,7 +232,15 @@ def hand_written_step(backend: Backend | str, net: Network, *, seed: int = 0) ->
 
     return Timed(numpy_reference.mlp_step(net.sizes, net.batch, optimizer=net.optimizer,
                                           lr=net.lr, activation=net.activation, loss=net.loss,
-                                          dtype=net.dtype, seed=seed))
+                                          dtype=net.dtype, seed=seed),
+                 around=_fit_threads(resolve_backend(backend), net))
+
+
+def _fit_threads(backend: Backend, net: Network) -> Any:
+    """The host thread setting ``fit`` trains ``net`` with (``Backend.step_threads`` of its
+    largest product): the nnx step and the hand-written one are both timed under it."""
+    macs = max(net.batch * a * b for a, b in zip(net.sizes, net.sizes[1:]))
+    return lambda: backend.step_threads(macs)
 
 
 # -- memory ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ back-to-back calls as a training loop would make them.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import random
 import statistics
@@ -37,6 +38,8 @@ class Timed:
     number: int = 1
     samples: list[float] = field(default_factory=list)
     settle: float = 0.0     # seconds of quiet before each sample (set by ``measure``)
+    #: a context entered around each sample, untimed (e.g. fit's BLAS thread setting)
+    around: Callable[[], Any] = contextlib.nullcontext
 
     @property
     def median(self) -> float:
@@ -46,16 +49,17 @@ class Timed:
 
 def _sample(t: Timed, clock: Callable[[], float]) -> float:
     fn = t.fn
-    if t.settle:
-        time.sleep(t.settle)       # other libraries' worker threads go quiet;
-        for _ in range(t.number):  # this one's wake up, untimed
+    with t.around():
+        if t.settle:
+            time.sleep(t.settle)       # other libraries' worker threads go quiet;
+            for _ in range(t.number):  # this one's wake up, untimed
+                fn()
+        t.sync()
+        start = clock()
+        for _ in range(t.number):
             fn()
-    t.sync()
-    start = clock()
-    for _ in range(t.number):
-        fn()
-    t.sync()
-    return (clock() - start) / t.number
+        t.sync()
+        return (clock() - start) / t.number
 
 
 def calibrate(t: Timed, *, min_sample_s: float, clock: Callable[[], float] = time.perf_counter,
