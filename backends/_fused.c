@@ -1,5 +1,5 @@
-/* nnx.backends._fused: the optimizers' whole-buffer updates as one loop each, and ReLU's
- * forward and backward as one pass each (NumPy).
+/* nnx.backends._fused: the optimizers' whole-buffer updates as one loop each, ReLU's
+ * forward and backward and the bias gradient's row sum as one pass each (NumPy).
  *
  * NumPy's Adam over a flat buffer is 13 array passes (one ufunc call each); here it is one
  * pass that keeps every intermediate in a register. The loops run the NumPy path's
@@ -86,6 +86,26 @@ NAME(const T *dy, const T *a, T *out, Py_ssize_t n)                             
         out[i] = dy[i] * (T)(a[i] > 0);                                                 \
 }
 
+/* out[j] = Σ_i x[i][j] over the n rows of a C-contiguous (n, k) x, summed in row order:
+ * the order of NumPy's add.reduce(x, axis=0) (+0, then each row added in turn). */
+#define SUM_ROWS_KERNEL(NAME, T, ATTR)                                                  \
+ATTR static void                                                                        \
+NAME(const T *restrict x, T *restrict out, Py_ssize_t n, Py_ssize_t k)                  \
+{                                                                                       \
+    if (n == 0) {                                                                       \
+        for (Py_ssize_t j = 0; j < k; j++)                                              \
+            out[j] = (T)0;                                                              \
+        return;                                                                         \
+    }                                                                                   \
+    for (Py_ssize_t j = 0; j < k; j++)                                                  \
+        out[j] = (T)0 + x[j];                 /* NumPy starts from +0: −0 becomes +0 */  \
+    for (Py_ssize_t i = 1; i < n; i++) {                                                \
+        const T *row = x + i * k;                                                       \
+        for (Py_ssize_t j = 0; j < k; j++)                                              \
+            out[j] = out[j] + row[j];                                                   \
+    }                                                                                   \
+}
+
 ADAM_KERNEL(adam_f32, float, sqrtf, )
 ADAM_KERNEL(adam_f64, double, sqrt, )
 SGD_KERNEL(sgd_f32, float, )
@@ -94,6 +114,8 @@ RELU_KERNEL(relu_f32, float, )
 RELU_KERNEL(relu_f64, double, )
 RELU_BACKWARD_KERNEL(relu_backward_f32, float, )
 RELU_BACKWARD_KERNEL(relu_backward_f64, double, )
+SUM_ROWS_KERNEL(sum_rows_f32, float, )
+SUM_ROWS_KERNEL(sum_rows_f64, double, )
 #if NNX_X86
 ADAM_KERNEL(adam_f32_avx2, float, sqrtf, NNX_AVX2)
 ADAM_KERNEL(adam_f64_avx2, double, sqrt, NNX_AVX2)
@@ -103,6 +125,8 @@ RELU_KERNEL(relu_f32_avx2, float, NNX_AVX2)
 RELU_KERNEL(relu_f64_avx2, double, NNX_AVX2)
 RELU_BACKWARD_KERNEL(relu_backward_f32_avx2, float, NNX_AVX2)
 RELU_BACKWARD_KERNEL(relu_backward_f64_avx2, double, NNX_AVX2)
+SUM_ROWS_KERNEL(sum_rows_f32_avx2, float, NNX_AVX2)
+SUM_ROWS_KERNEL(sum_rows_f64_avx2, double, NNX_AVX2)
 #endif
 
 typedef void (*adam32_fn)(float *, const float *, float *, float *, Py_ssize_t, float,
@@ -117,6 +141,10 @@ typedef void (*relu32_fn)(const float *, float *, Py_ssize_t);
 typedef void (*relu64_fn)(const double *, double *, Py_ssize_t);
 typedef void (*relu_bw32_fn)(const float *, const float *, float *, Py_ssize_t);
 typedef void (*relu_bw64_fn)(const double *, const double *, double *, Py_ssize_t);
+typedef void (*sum_rows32_fn)(const float *, float *, Py_ssize_t, Py_ssize_t);
+typedef void (*sum_rows64_fn)(const double *, double *, Py_ssize_t, Py_ssize_t);
+static sum_rows32_fn run_sum_rows_f32 = sum_rows_f32;
+static sum_rows64_fn run_sum_rows_f64 = sum_rows_f64;
 static relu32_fn run_relu_f32 = relu_f32;
 static relu64_fn run_relu_f64 = relu_f64;
 static relu_bw32_fn run_relu_backward_f32 = relu_backward_f32;
@@ -317,7 +345,59 @@ fused_relu_backward(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(sum_rows_doc,
+"sum_rows(x, out)\n--\n\n"
+"out = the sum of the rows of x, a C-contiguous (n, k) buffer, into out (k,), from +0 in\n"
+"row order, as NumPy's add.reduce(x, axis=0) sums them; x's size must be a multiple of\n"
+"out's.");
+
+static PyObject *
+fused_sum_rows(PyObject *self, PyObject *args)
+{
+    PyObject *objs[2];
+    if (!PyArg_ParseTuple(args, "OO:sum_rows", &objs[0], &objs[1]))
+        return NULL;
+    static const int writable_x[1] = {0}, writable_out[1] = {1};
+    static const char *name_x[1] = {"x"}, *name_out[1] = {"out"};
+    Py_buffer views[2];
+    int size = get_buffers(&objs[0], writable_x, name_x, 1, &views[0], 0);
+    if (!size)
+        return NULL;
+    int size_out = get_buffers(&objs[1], writable_out, name_out, 1, &views[1], 0);
+    if (!size_out) {
+        release(views, 1);
+        return NULL;
+    }
+    if (size_out != size) {
+        PyErr_SetString(PyExc_ValueError, "out: expected the dtype of x");
+        release(views, 2);
+        return NULL;
+    }
+    Py_ssize_t k = views[1].len / size, n = k ? views[0].len / views[1].len : 0;
+    const char *a = views[0].buf, *b = views[1].buf;
+    if ((k == 0 && views[0].len) || (k && views[0].len % views[1].len)) {
+        PyErr_Format(PyExc_ValueError, "x: expected a multiple of the %zd items of out, "
+                     "got %zd", k, views[0].len / size);
+        release(views, 2);
+        return NULL;
+    }
+    if (views[0].len && views[1].len && a < b + views[1].len && b < a + views[0].len) {
+        PyErr_SetString(PyExc_ValueError, "x and out overlap in memory");
+        release(views, 2);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        run_sum_rows_f32(views[0].buf, views[1].buf, n, k);
+    else
+        run_sum_rows_f64(views[0].buf, views[1].buf, n, k);
+    Py_END_ALLOW_THREADS
+    release(views, 2);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"sum_rows", fused_sum_rows, METH_VARARGS, sum_rows_doc},
     {"relu", fused_relu, METH_VARARGS, relu_doc},
     {"relu_backward", fused_relu_backward, METH_VARARGS, relu_backward_doc},
     {"adam", fused_adam, METH_VARARGS, adam_doc},
@@ -341,6 +421,8 @@ PyInit__fused(void)
         run_adam_f64 = adam_f64_avx2;
         run_sgd_f32 = sgd_f32_avx2;
         run_sgd_f64 = sgd_f64_avx2;
+        run_sum_rows_f32 = sum_rows_f32_avx2;
+        run_sum_rows_f64 = sum_rows_f64_avx2;
         run_relu_f32 = relu_f32_avx2;
         run_relu_f64 = relu_f64_avx2;
         run_relu_backward_f32 = relu_backward_f32_avx2;

@@ -96,6 +96,15 @@ class NumpyOps(_Ops):
 
     def sum_rows(self, x, out=None):
         if out is None or out.size < SMALL or out.shape != x.shape[1:] or out.dtype != x.dtype:
+            out = None
+        if self.fused is not None and x.ndim == 2 and _fusable(x):
+            done = np.empty(x.shape[1:], x.dtype) if out is None else out
+            try:                              # one pass, NumPy's row order: the same bits
+                self.fused.sum_rows(x, done)
+                return done
+            except _REFUSED:                  # strided x, or out inside x
+                pass
+        if out is None:
             return np.add.reduce(x, axis=0)
         return np.add.reduce(x, axis=0, out=out)
 
@@ -245,6 +254,13 @@ class NumpyOps(_Ops):
         return np.matmul(a, b, out=out)
 
     def sum_rows_into(self, x, out):
+        if (self.fused is not None and x.ndim == 2 and out.shape == x.shape[1:]
+                and _fusable(x) and out.dtype is x.dtype):
+            try:
+                self.fused.sum_rows(x, out)
+                return out
+            except _REFUSED:
+                pass
         return np.add.reduce(x, axis=0, out=out)
 
     def _pair(self, dtype):

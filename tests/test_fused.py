@@ -8,7 +8,6 @@ path's slice size. Its argument checks must refuse what it cannot read.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -111,6 +110,36 @@ def test_sub_scaled_of_an_array_with_itself_takes_the_numpy_calls(rng):
     _same(_ops(True).sub_scaled(a, a, 0.25), _ops(False).sub_scaled(b, b, 0.25))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(1, 5), (3, 1), (64, 128), (1000, 3), (4097, 2)])
+def test_relu_and_sum_rows_give_the_bits_of_the_numpy_calls_and_the_portable_ops(
+        rng, dtype, shape):
+    """Long columns too: a sum in any order but NumPy's row order would show."""
+    z = rng.standard_normal(shape).astype(dtype) * 1e3
+    dy = rng.standard_normal(shape).astype(dtype)
+    flat = z.reshape(-1)
+    flat[: min(6, flat.size)] = [0.0, -0.0, np.nan, -np.inf, np.inf, 1e-310][: min(6, flat.size)]
+    dy.reshape(-1)[-min(3, dy.size):] = [np.inf, -0.0, np.nan][-min(3, dy.size):]
+    ops = (_ops(True), _ops(False), registry.Ops(NUMPY.xp))
+    for results in ([o.relu(z) for o in ops],
+                    [o.relu_backward(dy, np.maximum(z, 0.0)) for o in ops],
+                    [o.sum_rows(dy) for o in ops],
+                    [o.sum_rows(dy, out=np.empty(shape[1:], dtype)) for o in ops]):
+        for got in results[1:]:
+            _same(results[0], got)
+    out = np.empty(shape[1:], dtype)
+    _same(ops[0].sum_rows_into(dy, out), np.add.reduce(dy, axis=0))
+
+
+def test_relu_writes_in_place_and_sum_rows_of_no_rows_is_zero():
+    z = np.array([[-1.0, 2.0], [3.0, -0.0]], np.float32)
+    assert _ops(True).relu(z, out=z) is z
+    _same(z, np.array([[0.0, 2.0], [3.0, 0.0]], np.float32))
+    out = np.full(3, 7.0)
+    fused.sum_rows(np.zeros((0, 3)), out)
+    _same(out, np.zeros(3))
+
+
 def test_adam_matches_its_closed_form_in_float64(rng):
     """One step against the equations written out in Python floats (t = 1, decay on)."""
     p, g, m, v, _ = _state(rng, 5, "float64")
@@ -125,40 +154,41 @@ def test_adam_matches_its_closed_form_in_float64(rng):
 
 
 class _Counting:
-    """Stands in for the compiled module and counts what reaches it."""
+    """Stands in for the compiled module and counts the calls of each of its functions."""
 
     def __init__(self):
-        self.calls = {"adam": 0, "sgd": 0}
+        self.calls = {"adam": 0, "sgd": 0, "relu": 0, "relu_backward": 0, "sum_rows": 0}
 
-    def adam(self, *args):
-        self.calls["adam"] += 1
-        return fused.adam(*args)
+    def __getattr__(self, name):
+        function = getattr(fused, name)
 
-    def sgd(self, *args):
-        self.calls["sgd"] += 1
-        return fused.sgd(*args)
+        def counted(*args):
+            self.calls[name] += 1
+            return function(*args)
+        return counted
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("opt", ["adam", "sgd"])
 def test_training_runs_the_compiled_update_with_the_bits_of_the_numpy_calls(rng, dtype,
-                                                                           opt):
+                                                                           opt, monkeypatch):
     X = rng.standard_normal((40, 6)).astype(dtype)
     y = rng.integers(0, 3, 40)
     make = {"adam": lambda: nnx.optim.Adam(1e-2, weight_decay=1e-3),
             "sgd": lambda: nnx.optim.SGD(0.05, momentum=0.9, nesterov=True)}[opt]
     counting = _Counting()
-    with_fused, without = _ops(True), _ops(False)
-    with_fused.fused = counting
     params = []
-    for ops in (with_fused, without):
-        backend = dataclasses.replace(NUMPY, ops=ops)
-        model = nnx.MLP([6, 8, 3], seed=2, dtype=dtype, backend=backend)
+    for loops in (counting, None):       # NumPy's own ops object: every layer's and loss's
+        monkeypatch.setattr(NUMPY.ops, "fused", loops)
+        model = nnx.MLP([6, 8, 3], seed=2, dtype=dtype, backend=NUMPY)
         model.fit(X, y, loss="softmax_cross_entropy", optimizer=make(), epochs=3,
                   batch_size=8, seed=0, progress=False)
         params.append(np.concatenate([np.ravel(nnx.to_numpy(a))
                                       for a in model.parameters().values()]))
-    assert counting.calls[opt] == 15 and sum(counting.calls.values()) == 15
+    other = {"adam": "sgd", "sgd": "adam"}[opt]
+    assert counting.calls[opt] == 15 and counting.calls[other] == 0
+    assert counting.calls["relu"] == counting.calls["relu_backward"] == 15   # and the
+    assert counting.calls["sum_rows"] == 2 * 15                  # bias gradients, in fit
     _same(*params)
 
 
@@ -176,7 +206,7 @@ def test_strided_float16_and_mixed_buffers_take_the_numpy_calls(rng):
             o.adam_step(p, g, m, v, **_adam_args())
             runs.append(p)
         _same(*runs)
-        assert counting.calls == {"adam": asked, "sgd": 0}
+        assert counting.calls["adam"] == asked and counting.calls["sgd"] == 0
     counting = _Counting()
     ops = _ops(True)
     ops.fused = counting
@@ -213,6 +243,18 @@ def test_refuses_mismatched_lengths_dtypes_and_overlap():
         _adam(whole[:6], a[1], a[2], whole[3:9])
     with pytest.raises(ValueError, match="momentum needs a buffer"):
         fused.sgd(a[0], a[1], None, 0.1, 0.9, 0.0, False, False)
+
+
+def test_sum_rows_refuses_what_does_not_fit():
+    x = np.zeros((4, 3))
+    with pytest.raises(ValueError, match="out: expected the dtype of x"):
+        fused.sum_rows(x, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="expected a multiple of the 5 items of out, got 12"):
+        fused.sum_rows(x, np.zeros(5))
+    with pytest.raises(ValueError, match="x and out overlap"):
+        fused.sum_rows(x, x[1])
+    with pytest.raises(ValueError, match="expected a multiple of the 0 items"):
+        fused.sum_rows(x, np.zeros(0))
 
 
 def test_refuses_read_only_and_strided_buffers():
