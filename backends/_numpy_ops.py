@@ -1,8 +1,9 @@
 """NumPy's fast paths for the hot operations: ``out=`` writes, in-place updates, fused losses.
 
 Each gives the portable :class:`~nnx.backends.Ops` numbers bit for bit (the same NumPy
-operations in the same order, into arrays it reuses); ``tests/test_fastpaths.py`` and
-``tests/test_flat.py`` check them on both sides of every size threshold below.
+operations in the same order, into arrays it reuses, or one compiled loop of
+:mod:`._numpy_loops`); ``tests/test_fastpaths.py``, ``tests/test_flat.py`` and
+``tests/test_fused.py`` check them on both sides of every size threshold below.
 """
 
 from __future__ import annotations
@@ -13,20 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from . import _numpy_loops as _loops
 from ._ops import Ops as _Ops
 
-try:    # the optimizers' updates as one compiled loop each (backends/_fused.c, optional)
-    from . import _fused as _FUSED
-except ImportError:  # pragma: no cover - built without a C compiler: the NumPy calls run
-    _FUSED = None
-
-__all__ = ["NumpyOps", "UPDATE_CHUNK", "SMALL", "fused_updates"]
-
-
-def fused_updates() -> str | None:
-    """The instruction set of the compiled optimizer updates (``"avx2"``, ``"baseline"``),
-    or None where the extension was not built and the updates run as NumPy calls."""
-    return None if _FUSED is None else str(_FUSED.instruction_set)
+__all__ = ["NumpyOps", "UPDATE_CHUNK", "SMALL"]
 
 
 @functools.cache
@@ -50,14 +41,13 @@ SMALL = 1 << 12
 
 
 class NumpyOps(_Ops):
-    """NumPy's ``out=`` arguments: gradients written into their previous buffers, no
-    float copy of the ReLU mask, and parameter updates without a full-size temporary."""
+    """NumPy's ``out=`` arguments and compiled loops: gradients written into their
+    previous buffers, no float copy of the ReLU mask, updates without a temporary."""
 
     kind = "numpy"
     flat = True
-    #: the compiled whole-buffer updates (``_fused``), or None: the NumPy calls below. Both
-    #: give the same bits; tests set it to None on an instance to compare them.
-    fused: Any = _FUSED
+    #: the compiled loops (``_fused``), or None: the NumPy calls below (the same bits)
+    fused: Any = _loops.LOOPS
 
     def __init__(self, xp: Any) -> None:
         super().__init__(xp)
@@ -97,29 +87,17 @@ class NumpyOps(_Ops):
     def sum_rows(self, x, out=None):
         if out is None or out.size < SMALL or out.shape != x.shape[1:] or out.dtype != x.dtype:
             out = None
-        if self.fused is not None and x.ndim == 2 and _fusable(x):
-            done = np.empty(x.shape[1:], x.dtype) if out is None else out
-            try:                              # one pass, NumPy's row order: the same bits
-                self.fused.sum_rows(x, done)
-                return done
-            except _REFUSED:                  # strided x, or out inside x
-                pass
-        if out is None:
-            return np.add.reduce(x, axis=0)
-        return np.add.reduce(x, axis=0, out=out)
+        done = _loops.sum_rows(self.fused, x, out)    # one pass, NumPy's row order
+        return done if done is not None else np.add.reduce(x, axis=0, out=out)
 
     def relu(self, z, out=None):
         # NumPy's maximum against a broadcast scalar takes a slow loop; against a row of
         # zeros (contiguous along the last axis) its SIMD loop runs, twice as fast.
         if out is not None and (out.shape != z.shape or out.dtype != z.dtype):
             out = None
-        if self.fused is not None and _fusable(z, out):    # one compiled pass, same bits
-            done = np.empty_like(z) if out is None else out
-            try:
-                self.fused.relu(z, done)
-                return done
-            except _REFUSED:                    # strided, or out overlaps z in part
-                pass
+        done = _loops.relu(self.fused, z, out)    # one compiled pass, the same bits
+        if done is not None:
+            return done
         if z.ndim == 0 or z.size < SMALL:
             return np.maximum(z, 0.0, out=out)
         key = (z.shape[-1], z.dtype)
@@ -139,13 +117,9 @@ class NumpyOps(_Ops):
         if out is not None and (out.size < SMALL or out.shape != dy.shape
                                 or out.dtype != dy.dtype):
             out = None
-        if self.fused is not None and _fusable(dy, a, out):  # one compiled pass, same bits
-            done = np.empty_like(dy) if out is None else out
-            try:
-                self.fused.relu_backward(dy, a, done)
-                return done
-            except _REFUSED:                    # strided, or out overlaps dy or a in part
-                pass
+        done = _loops.relu_backward(self.fused, dy, a, out)   # one compiled pass
+        if done is not None:
+            return done
         if out is not None:
             return np.multiply(dy, a > 0, out=out)
         return np.multiply(dy, a > 0)      # bool × float: no float copy of the mask
@@ -203,12 +177,8 @@ class NumpyOps(_Ops):
         if g.dtype is not dtype:            # mixed precision: NumPy's own promotion rules
             p -= alpha * g
             return p
-        if self.fused is not None and _fusable(p, g):
-            try:                            # p − g·α in one pass (α rounded to the dtype)
-                self.fused.sgd(p, g, None, alpha, 0.0, 0.0, False, False)
-                return p
-            except _REFUSED:                # e.g. p and g overlap: the NumPy calls below
-                pass
+        if _loops.sub_scaled(self.fused, p, g, alpha):   # p − g·α in one pass
+            return p
         n = p.size
         if (n <= UPDATE_CHUNK or not p.flags.c_contiguous or not g.flags.c_contiguous
                 or p.shape != g.shape):
@@ -223,7 +193,6 @@ class NumpyOps(_Ops):
             step = np.multiply(flat_g[i:j], alpha, out=buf[: j - i])   # α g, one slice
             np.subtract(flat_p[i:j], step, out=flat_p[i:j])            # p ← p − α g
         return p
-
 
     def softmax_xent(self, z, y):
         # The portable expressions, operation for operation (so bit for bit), each written
@@ -254,13 +223,8 @@ class NumpyOps(_Ops):
         return np.matmul(a, b, out=out)
 
     def sum_rows_into(self, x, out):
-        if (self.fused is not None and x.ndim == 2 and out.shape == x.shape[1:]
-                and _fusable(x) and out.dtype is x.dtype):
-            try:
-                self.fused.sum_rows(x, out)
-                return out
-            except _REFUSED:
-                pass
+        if _loops.sum_rows(self.fused, x, out) is not None:
+            return out
         return np.add.reduce(x, axis=0, out=out)
 
     def _pair(self, dtype):
@@ -277,13 +241,9 @@ class NumpyOps(_Ops):
         if p.dtype != g.dtype:
             return super().sgd_step(p, g, buf, lr=lr, momentum=momentum,
                                     nesterov=nesterov, weight_decay=weight_decay, first=first)
-        if self.fused is not None and _fusable(p, g, buf):
-            try:
-                self.fused.sgd(p, g, buf if momentum else None, lr, momentum, weight_decay,
-                               first, nesterov)
-                return None
-            except _REFUSED:
-                pass
+        if _loops.sgd(self.fused, p, g, buf, lr=lr, momentum=momentum, nesterov=nesterov,
+                      weight_decay=weight_decay, first=first):
+            return None
         if not (weight_decay or momentum):
             self.sub_scaled(p, g, lr)
             return None
@@ -313,14 +273,10 @@ class NumpyOps(_Ops):
         if p.dtype != g.dtype:
             return super().adam_step(p, g, m, v, step_size=step_size, b1=b1, b2=b2,
                                      sqrt_bc2=sqrt_bc2, eps=eps, weight_decay=weight_decay)
+        if _loops.adam(self.fused, p, g, m, v, step_size=step_size, b1=b1, b2=b2,
+                       sqrt_bc2=sqrt_bc2, eps=eps, weight_decay=weight_decay):
+            return None
         c1, c2 = 1.0 - b1, 1.0 - b2
-        if self.fused is not None and _fusable(p, g, m, v):
-            try:
-                self.fused.adam(p, g, m, v, step_size, b1, c1, b2, c2, sqrt_bc2, eps,
-                                weight_decay)
-                return None
-            except _REFUSED:
-                pass
         s1, s2 = self._pair(p.dtype)
         step = p.dtype.type(step_size)
         for i in range(0, p.shape[0], UPDATE_CHUNK):
@@ -340,22 +296,3 @@ class NumpyOps(_Ops):
             np.divide(mi, t2, out=t2)                  # p ← p − step · m / denom
             np.subtract(pi, np.multiply(t2, step, out=t2), out=pi)
         return None
-
-
-#: the dtypes of the compiled loops (native byte order: these very objects).
-_LOOP_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-#: what the loops raise for arrays they cannot take (strided, read-only, overlapping)
-_REFUSED = (ValueError, BufferError)
-
-
-def _fusable(p: np.ndarray, *others: np.ndarray | None) -> bool:
-    """Whether the compiled loop may take these arrays: one float32 or float64 dtype, one
-    shape. The loop itself refuses the rest (strided, read-only or overlapping buffers)
-    with one of ``_REFUSED``, and the NumPy calls answer instead."""
-    dtype, shape = p.dtype, p.shape
-    if dtype is not _LOOP_DTYPES[0] and dtype is not _LOOP_DTYPES[1]:
-        return False
-    for a in others:
-        if a is not None and (a.dtype is not dtype or a.shape != shape):
-            return False
-    return True

@@ -12,8 +12,8 @@ from typing import Any
 import array_api_compat.numpy as xp
 import numpy as np
 
+from ._numpy_loops import fused_updates as fused_updates  # the compiled loops, if built
 from ._numpy_ops import NumpyOps
-from ._numpy_ops import fused_updates as fused_updates  # the compiled loops, if built
 
 _math_erf = np.vectorize(math.erf, otypes=[np.float64])
 
@@ -95,7 +95,9 @@ ONE_THREAD_MACS = 1 << 25
 
 @functools.cache
 def _blas_controller() -> Any:
-    """threadpoolctl's view of the loaded BLAS pools (made once: ~0.2 ms), or None."""
+    """threadpoolctl's view of the BLAS pools loaded with NumPy (made once, ~0.2 ms; a
+    BLAS another library loads later, such as SciPy's, is not NumPy's and not steered),
+    or None."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency of nnx

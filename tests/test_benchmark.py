@@ -18,7 +18,7 @@ from nnx import backends as registry
 from nnx import benchmark
 from nnx.benchmark import accounting as acc
 from nnx.benchmark import capture as capture_section
-from nnx.benchmark import cases, gpu_targets, report, suite, timing
+from nnx.benchmark import cases, gpu_targets, memory, report, suite, timing
 from nnx.benchmark import precision as precision_section
 
 Ops = registry.Ops   # the portable reference every fast path is checked against
@@ -129,10 +129,10 @@ def test_trackers_exist_where_the_library_counts(backend):
 def test_step_peak_memory_sits_between_the_minimum_and_a_margin():
     net = cases.Network((64, 256, 256, 10), 128)
     minimum = acc.analytic_min_bytes(net.sizes, net.batch)["total"]
-    peak = cases.step_peak_memory("numpy", net)
+    peak = memory.step_peak_memory("numpy", net)
     # after a step's forward pass, parameters, gradients and activations are all alive
     assert minimum <= peak <= 1.5 * minimum
-    assert "jax" not in registry.available() or cases.step_peak_memory("jax", net) is None
+    assert "jax" not in registry.available() or memory.step_peak_memory("jax", net) is None
 
 
 # -- the suite runs, at toy sizes, everywhere --------------------------------------------

@@ -18,7 +18,11 @@ threadpoolctl = pytest.importorskip("threadpoolctl")
 
 
 def _blas_threads():
-    return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    """The thread counts, now, of the BLAS pools nnx steers: those loaded with NumPy (a
+    BLAS that another library brings in later, SciPy's say, is not NumPy's products')."""
+    steered = {p["filepath"] for p in numpy_adapter._blas_controller().info()}
+    return [p["num_threads"] for p in threadpoolctl.threadpool_info()
+            if p["user_api"] == "blas" and p["filepath"] in steered]
 
 
 @pytest.fixture

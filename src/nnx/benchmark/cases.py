@@ -4,7 +4,10 @@
 * :func:`training_step` — nnx's full step: forward, loss, backward, SGD update;
 * :func:`dense_pass` / :func:`dense_floor` — one Dense layer's forward or forward+backward;
 * :func:`torch_step` / :func:`torch_dense` — PyTorch's own, on the matching device;
-* :func:`step_peak_memory` — the most bytes alive at once during an nnx step.
+* :func:`hand_written_step` / :func:`hand_written_xor` — the same step by hand in NumPy;
+* :func:`kernel_launches` — the CUDA kernels one step launches (nnx's and PyTorch's).
+
+Peak memory of a step: :mod:`nnx.benchmark.memory`.
 
 Every builder returns a :class:`~nnx.benchmark.timing.Timed` whose ``sync`` waits for all
 the work ``fn`` queued (GPU streams, JAX's asynchronous dispatch).
@@ -24,8 +27,8 @@ from ..sequential import MLP
 from .timing import Timed
 
 __all__ = ["Network", "make_batch", "floor", "training_step", "dense_pass", "dense_floor",
-           "torch_reference", "torch_step", "torch_dense", "step_peak_memory",
-           "torch_step_peak_memory", "kernel_launches", "hand_written_xor"]
+           "torch_reference", "torch_step", "torch_dense", "kernel_launches",
+           "hand_written_xor", "hand_written_step"]
 
 
 @dataclass(frozen=True)
@@ -241,53 +244,6 @@ def _fit_threads(backend: Backend, net: Network) -> Any:
     largest product): the nnx step and the hand-written one are both timed under it."""
     macs = max(net.batch * a * b for a, b in zip(net.sizes, net.sizes[1:]))
     return lambda: backend.step_threads(macs)
-
-
-# -- memory ------------------------------------------------------------------------------
-
-def _peak(tracker: Any, build: Any) -> int:
-    tracker.start()
-    try:
-        timed = build()
-        timed.fn()                     # first step: gradients and optimizer state appear
-        timed.sync()
-        tracker.reset_peak()
-        timed.fn()
-        timed.sync()
-        return int(tracker.peak())
-    finally:
-        tracker.stop()
-
-
-def step_peak_memory(backend: Backend | str, net: Network, *, seed: int = 0) -> int | None:
-    """Peak bytes alive during one nnx step (after a first step), parameters, gradients and
-    optimizer state included, the input batch not; None where the library counts nothing."""
-    backend = resolve_backend(backend)
-    tracker = backend.memory_tracker()
-    if tracker is None:
-        return None
-    data = make_batch(backend, net, seed=seed)   # the caller's data: made before counting
-    return _peak(tracker, lambda: training_step(backend, net, seed=seed, data=data))
-
-
-def torch_step_peak_memory(backend: Backend | str, net: Network, *, seed: int = 0) -> int | None:
-    """The same for PyTorch's step (CUDA only: torch counts no CPU memory)."""
-    ref, device = _torch_device(resolve_backend(backend))
-    if device is None:
-        return None
-    probe = ref.Reference(lambda: None, device, None)
-    tracker = probe.memory_tracker()
-    if tracker is None:
-        return None
-    holder: list[Any] = []
-
-    def build() -> Timed:
-        t = torch_step(backend, net, seed=seed)
-        holder.append(t.reference)  # type: ignore[union-attr]
-        return t  # type: ignore[return-value]
-
-    peak = _peak(tracker, build)
-    return peak - holder[0].data_bytes
 
 
 # -- GPU kernel launches -----------------------------------------------------------------

@@ -41,7 +41,7 @@ from .. import precision as _precision
 from ..backend import Backend, resolve_backend, use_backend
 from ..sequential import MLP
 from . import accounting as acc
-from . import cases, timing
+from . import cases, memory, timing
 
 __all__ = ["PRECISIONS", "CPU_NET", "CPU_LABEL", "CPU_BACKENDS", "CHECK_STEPS", "is_cuda",
            "loss_scaler", "run"]
@@ -138,7 +138,7 @@ def _peak(backend: Backend, build: Any, data_bytes: int = 0) -> int | None:
     tracker = backend.memory_tracker()
     if tracker is None:
         return None
-    return cases._peak(tracker, build) - data_bytes
+    return memory.peak(tracker, build) - data_bytes
 
 
 def _torch_peak(backend: Backend, net: cases.Network, name: str) -> int | None:
@@ -156,7 +156,7 @@ def _torch_peak(backend: Backend, net: cases.Network, name: str) -> int | None:
         holder.append(t.reference)  # type: ignore[union-attr]
         return t
 
-    return cases._peak(tracker, build) - holder[0].data_bytes
+    return memory.peak(tracker, build) - holder[0].data_bytes
 
 
 def _plan(backend: Backend, cfg: dict[str, Any], quick: bool) -> tuple[cases.Network,

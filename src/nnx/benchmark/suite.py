@@ -25,7 +25,7 @@ from typing import Any
 
 from ..backend import resolve_backend
 from . import accounting as acc
-from . import capture, cases, digits_job, gpu_targets, precision, small, timing
+from . import capture, cases, digits_job, gpu_targets, memory, precision, small, timing
 
 __all__ = ["run", "TARGETS", "DEFAULTS", "QUICK", "XOR", "SECTIONS", "DEFAULT_SECTIONS"]
 
@@ -131,9 +131,9 @@ def _memory_rows(backend: str, nets: Sequence[cases.Network],
     for net in nets:
         itemsize = 4 if net.dtype == "float32" else 8
         minimum = acc.analytic_min_bytes(net.sizes, net.batch, itemsize=itemsize)
-        who = [("nnx", cases.step_peak_memory)]
+        who = [("nnx", memory.step_peak_memory)]
         if use_torch:
-            who.append(("torch", cases.torch_step_peak_memory))
+            who.append(("torch", memory.torch_step_peak_memory))
         for name, measure in who:
             peak = measure(backend, net)
             if peak is None and name == "torch":
