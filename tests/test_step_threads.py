@@ -86,7 +86,8 @@ def test_the_threads_come_back_when_an_epoch_raises(monkeypatch, two_blas_thread
 
 
 def test_training_gives_the_same_numbers_with_either_thread_count(monkeypatch, rng):
-    """The policy changes speed only: the weights after training are the same bits."""
+    """The policy changes speed, and the numbers at most by rounding: a BLAS may split a
+    product's sums differently over two threads."""
     X = rng.standard_normal((64, 16)).astype(np.float32)
     y = rng.integers(0, 4, 64)
     params = []
@@ -97,7 +98,7 @@ def test_training_gives_the_same_numbers_with_either_thread_count(monkeypatch, r
                   batch_size=16, seed=0, progress=False)
         params.append(np.concatenate([np.ravel(nnx.to_numpy(a))
                                       for a in model.parameters().values()]))
-    np.testing.assert_array_equal(*params)
+    np.testing.assert_allclose(*params, rtol=1e-5, atol=1e-6)
 
 
 def test_only_numpy_limits_the_blas_threads(backend, two_blas_threads):
