@@ -279,3 +279,76 @@ def test_fused_updates_names_the_instruction_set():
 
     assert numpy_adapter.fused_updates() == fused.instruction_set
     assert fused.instruction_set in ("avx2", "baseline")
+
+
+# -- fuzzing: whatever arrays reach a loop, it answers or refuses, and never misreads ------
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FUZZ_DTYPES = ["float32", "float64", ">f4", "float16", "int32", "bool", "complex64"]
+REFUSALS = (TypeError, ValueError, BufferError)
+
+
+@st.composite
+def _buffer(draw, base):
+    """An array like ``base`` in a drawn dtype and layout: contiguous, strided, a view of
+    ``base`` itself (overlapping), read-only, a wrong length, or not an array at all."""
+    kind = draw(st.sampled_from(["same", "dtype", "strided", "alias", "shifted", "frozen",
+                                 "short", "list", "bytes", "zero-d"]))
+    if kind == "dtype":
+        return np.ones(base.shape, draw(st.sampled_from(FUZZ_DTYPES)))
+    if kind == "strided":
+        return np.ones(base.size * 2, base.dtype)[::2].reshape(base.shape)
+    if kind == "alias":
+        return base
+    if kind == "shifted" and base.size > 1:
+        return base.reshape(-1)[1:]
+    if kind == "frozen":
+        a = np.ones_like(base)
+        a.flags.writeable = False
+        return a
+    if kind == "short":
+        return np.ones(max(base.size - 1, 0), base.dtype)
+    if kind == "list":
+        return base.tolist()
+    if kind == "bytes":
+        return base.tobytes()
+    if kind == "zero-d":
+        return np.ones((), base.dtype)
+    return np.ones_like(base)
+
+
+@pytest.mark.parametrize("examples", [pytest.param(60, id="quick"),
+                                      pytest.param(2000, id="long",
+                                                   marks=pytest.mark.fuzz_long)])
+def test_the_loops_answer_or_refuse_whatever_they_are_given(examples):
+    @settings(max_examples=examples, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(data=st.data(), dtype=st.sampled_from(FUZZ_DTYPES),
+           n=st.integers(0, 40), name=st.sampled_from(
+               ["adam", "sgd", "relu", "relu_backward", "sum_rows"]))
+    def check(data, dtype, n, name):
+        base = np.arange(n, dtype=dtype) if dtype != "bool" else np.ones(n, bool)
+        arity = {"adam": 4, "sgd": 3, "relu": 2, "relu_backward": 3, "sum_rows": 2}[name]
+        args = [base] + [data.draw(_buffer(base)) for _ in range(arity - 1)]
+        if name == "sum_rows" and n and data.draw(st.booleans()):
+            args = [base.reshape(-1, 1) if n % 2 else base.reshape(2, -1), args[1]]
+        scalars = {"adam": (0.1, 0.9, 0.1, 0.999, 0.001, 0.5, 1e-8, 0.0),
+                   "sgd": (0.1, 0.9, 0.0, False, True)}.get(name, ())
+        before = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
+        try:
+            getattr(fused, name)(*args, *scalars)
+        except REFUSALS:
+            for a, b in zip(args, before):         # a refusal writes nothing
+                if isinstance(a, np.ndarray):
+                    np.testing.assert_array_equal(a, b)
+            return
+        # it ran: then every buffer was a native float32/float64 one it may use
+        arrays = [a for a in args if isinstance(a, np.ndarray)]
+        assert all(a.dtype in (np.float32, np.float64) and a.dtype.isnative for a in arrays)
+        if name == "relu":
+            want = np.maximum(before[0], 0.0)
+            _same(args[1].reshape(want.shape), want)
+
+    check()
