@@ -65,11 +65,13 @@ NAME(T *restrict p, const T *restrict g, T *restrict buf, Py_ssize_t n, T lr, T 
     }                                                                                   \
 }
 
-/* ReLU as NumPy's maximum(z, 0): NaN stays NaN (its sign too), −0 becomes +0. */
+/* ReLU as NumPy's maximum(z, 0): NaN stays NaN (its sign too), −0 becomes +0. It takes
+ * relu_backward's arguments (an elementwise map of up to two inputs) and no second one. */
 #define RELU_KERNEL(NAME, T, ATTR)                                                      \
 ATTR static void                                                                        \
-NAME(const T *z, T *out, Py_ssize_t n)                                                  \
+NAME(const T *z, const T *unused, T *out, Py_ssize_t n)                                 \
 {                                                                                       \
+    (void)unused;                                                                       \
     for (Py_ssize_t i = 0; i < n; i++) {                                                \
         T zi = z[i];                                                                    \
         out[i] = ((zi > 0) | (zi != zi)) ? zi : (T)0;   /* no branch: a vector select */ \
@@ -137,18 +139,16 @@ typedef void (*sgd32_fn)(float *, const float *, float *, Py_ssize_t, float, flo
                          int);
 typedef void (*sgd64_fn)(double *, const double *, double *, Py_ssize_t, double, double,
                          double, int);
-typedef void (*relu32_fn)(const float *, float *, Py_ssize_t);
-typedef void (*relu64_fn)(const double *, double *, Py_ssize_t);
-typedef void (*relu_bw32_fn)(const float *, const float *, float *, Py_ssize_t);
-typedef void (*relu_bw64_fn)(const double *, const double *, double *, Py_ssize_t);
+typedef void (*map32_fn)(const float *, const float *, float *, Py_ssize_t);
+typedef void (*map64_fn)(const double *, const double *, double *, Py_ssize_t);
 typedef void (*sum_rows32_fn)(const float *, float *, Py_ssize_t, Py_ssize_t);
 typedef void (*sum_rows64_fn)(const double *, double *, Py_ssize_t, Py_ssize_t);
 static sum_rows32_fn run_sum_rows_f32 = sum_rows_f32;
 static sum_rows64_fn run_sum_rows_f64 = sum_rows_f64;
-static relu32_fn run_relu_f32 = relu_f32;
-static relu64_fn run_relu_f64 = relu_f64;
-static relu_bw32_fn run_relu_backward_f32 = relu_backward_f32;
-static relu_bw64_fn run_relu_backward_f64 = relu_backward_f64;
+static map32_fn run_relu_f32 = relu_f32;
+static map64_fn run_relu_f64 = relu_f64;
+static map32_fn run_relu_backward_f32 = relu_backward_f32;
+static map64_fn run_relu_backward_f64 = relu_backward_f64;
 static adam32_fn run_adam_f32 = adam_f32;
 static adam64_fn run_adam_f64 = adam_f64;
 static sgd32_fn run_sgd_f32 = sgd_f32;
@@ -291,6 +291,34 @@ fused_sgd(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* relu and relu_backward: an elementwise map of one or two inputs into out, the last
+ * buffer, which may be one of the inputs itself. */
+static PyObject *
+elementwise(PyObject *args, const char *format, int count, const char **names,
+            map32_fn f32, map64_fn f64)
+{
+    PyObject *objs[3] = {NULL, NULL, NULL};
+    if (!PyArg_ParseTuple(args, format, &objs[0], &objs[1], &objs[2]))
+        return NULL;
+    int writable[3] = {0, 0, 0};
+    writable[count - 1] = 1;
+    Py_buffer views[3];
+    int size = get_buffers(objs, writable, names, count, views, 1);
+    if (!size)
+        return NULL;
+    Py_ssize_t n = views[0].len / size;
+    const void *second = count == 3 ? views[1].buf : NULL;
+    void *out = views[count - 1].buf;
+    Py_BEGIN_ALLOW_THREADS
+    if (size == 4)
+        f32(views[0].buf, second, out, n);
+    else
+        f64(views[0].buf, second, out, n);
+    Py_END_ALLOW_THREADS
+    release(views, count);
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(relu_doc,
 "relu(z, out)\n--\n\n"
 "out = maximum(z, 0) elementwise, as NumPy computes it; out may be z itself.");
@@ -298,24 +326,8 @@ PyDoc_STRVAR(relu_doc,
 static PyObject *
 fused_relu(PyObject *self, PyObject *args)
 {
-    PyObject *objs[2];
-    if (!PyArg_ParseTuple(args, "OO:relu", &objs[0], &objs[1]))
-        return NULL;
-    static const int writable[2] = {0, 1};
     static const char *names[2] = {"z", "out"};
-    Py_buffer views[2];
-    int size = get_buffers(objs, writable, names, 2, views, 1);
-    if (!size)
-        return NULL;
-    Py_ssize_t n = views[0].len / size;
-    Py_BEGIN_ALLOW_THREADS
-    if (size == 4)
-        run_relu_f32(views[0].buf, views[1].buf, n);
-    else
-        run_relu_f64(views[0].buf, views[1].buf, n);
-    Py_END_ALLOW_THREADS
-    release(views, 2);
-    Py_RETURN_NONE;
+    return elementwise(args, "OO:relu", 2, names, run_relu_f32, run_relu_f64);
 }
 
 PyDoc_STRVAR(relu_backward_doc,
@@ -325,24 +337,9 @@ PyDoc_STRVAR(relu_backward_doc,
 static PyObject *
 fused_relu_backward(PyObject *self, PyObject *args)
 {
-    PyObject *objs[3];
-    if (!PyArg_ParseTuple(args, "OOO:relu_backward", &objs[0], &objs[1], &objs[2]))
-        return NULL;
-    static const int writable[3] = {0, 0, 1};
     static const char *names[3] = {"dy", "a", "out"};
-    Py_buffer views[3];
-    int size = get_buffers(objs, writable, names, 3, views, 1);
-    if (!size)
-        return NULL;
-    Py_ssize_t n = views[0].len / size;
-    Py_BEGIN_ALLOW_THREADS
-    if (size == 4)
-        run_relu_backward_f32(views[0].buf, views[1].buf, views[2].buf, n);
-    else
-        run_relu_backward_f64(views[0].buf, views[1].buf, views[2].buf, n);
-    Py_END_ALLOW_THREADS
-    release(views, 3);
-    Py_RETURN_NONE;
+    return elementwise(args, "OOO:relu_backward", 3, names, run_relu_backward_f32,
+                       run_relu_backward_f64);
 }
 
 PyDoc_STRVAR(sum_rows_doc,
