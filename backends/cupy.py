@@ -157,15 +157,18 @@ _sgd_decay_step = cupy.ElementwiseKernel(
     "p -= lr * (g + wd * p)",
     "nnx_sgd_decay_step")
 
-_adam_step = cupy.ElementwiseKernel(
-    "T g, T step, T b1, T c1, T b2, T c2, T sqrt_bc2, T eps, T wd", "T p, T m, T v",
-    """
+# Adam's update of one element (step size s, bc = √(1 − β₂ᵗ)), shared by the eager kernel,
+# which takes s and bc as arguments, and the captured one, which reads them on the device
+_ADAM_UPDATE = """
     T gg = wd == (T)0 ? g : g + wd * p;
     m = m * b1 + c1 * gg;
     v = v * b2 + c2 * (gg * gg);
-    p -= step * (m / (sqrt(v) / sqrt_bc2 + eps));
-    """,
-    "nnx_adam_step")
+    p -= s * (m / (sqrt(v) / bc + eps));
+    """
+
+_adam_step = cupy.ElementwiseKernel(
+    "T g, T s, T b1, T c1, T b2, T c2, T bc, T eps, T wd", "T p, T m, T v",
+    _ADAM_UPDATE, "nnx_adam_step")
 
 
 # -- a captured step (nnx.capture) ------------------------------------------------------
@@ -225,12 +228,7 @@ _adam_capturable = cupy.ElementwiseKernel(
     "T p, T m, T v",
     """
     const T s = (T)step[0];
-    const T bc = (T)sqrt_bc2[0];
-    T gg = wd == (T)0 ? g : g + wd * p;
-    m = m * b1 + c1 * gg;
-    v = v * b2 + c2 * (gg * gg);
-    p -= s * (m / (sqrt(v) / bc + eps));
-    """,
+    const T bc = (T)sqrt_bc2[0];""" + _ADAM_UPDATE,
     "nnx_adam_capturable")
 
 # out[i, c] = x[perm[offset + i], c]: a minibatch's rows in one kernel per array, read at
