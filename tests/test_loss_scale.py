@@ -130,6 +130,17 @@ def test_training_follows_grad_scaler(backend, kw):
         np.testing.assert_allclose(n, t, rtol=1e-5, atol=1e-6)
 
 
+def _grad_scaler_step(ref, opt, p, bad=None):
+    """One step of PyTorch's GradScaler ``ref`` on the loss Σp, the last gradient set to
+    ``bad`` (inf or NaN) when given."""
+    opt.zero_grad()
+    ref.scale(p.sum()).backward()
+    if bad is not None:
+        p.grad[-1] = bad
+    ref.step(opt)
+    ref.update()
+
+
 def test_update_follows_grad_scaler_rounding():
     """Factors that are not powers of two round S to float32 exactly as GradScaler does;
     growth stops short of float32's overflow."""
@@ -144,12 +155,7 @@ def test_update_follows_grad_scaler_rounding():
         ours = LossScaler(**kw)
         for _ in range(300):
             bad = bool(rng.random() < 0.3)
-            opt.zero_grad()
-            ref.scale(p.sum()).backward()
-            if bad:
-                p.grad[1] = math.nan
-            ref.step(opt)
-            ref.update()
+            _grad_scaler_step(ref, opt, p, math.nan if bad else None)
             ours.update(bad)
             assert ours.scale == ref.get_scale()
             assert ours.state_dict()["_growth_tracker"] == ref.state_dict()["_growth_tracker"]
@@ -163,12 +169,7 @@ def test_state_dict_round_trips_with_grad_scaler():
     p = torch.zeros(1, requires_grad=True)
     opt = torch.optim.SGD([p], lr=0.1)
     for bad in (False, True, False, False):
-        opt.zero_grad()
-        ref.scale(p.sum()).backward()
-        if bad:
-            p.grad[0] = math.inf
-        ref.step(opt)
-        ref.update()
+        _grad_scaler_step(ref, opt, p, math.inf if bad else None)
     ours = LossScaler()
     ours.load_state_dict(ref.state_dict())          # GradScaler's five entries
     assert (ours.scale, ours.growth_tracker, ours.growth_interval) == (256.0, 2, 5)
