@@ -33,7 +33,7 @@ from .extensions import DataParallelHooks
 
 Array = Any
 
-__all__ = ["Trainer", "TrainingDivergedError", "forward_all"]
+__all__ = ["Trainer", "TrainingDivergedError", "forward_all", "largest_product"]
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -93,7 +93,7 @@ class Trainer:
                                        dtype=self.dtype, device=backend.device)
         self.epochs_run = 0
         #: the largest matrix product of a step, in multiply-adds (the BLAS thread policy)
-        self.step_macs = max(size * d.in_features * d.out_features for d in dense)
+        self.step_macs = largest_product(size, [(d.in_features, d.out_features) for d in dense])
         #: the epochs as replayed CUDA graphs (nnx.capture), or None for the eager loop
         self.captured = _capture.plan(self, capture)
 
@@ -273,6 +273,13 @@ def _accuracy(name: str | None, out: Array, y: Array, xp: Any) -> Array | None:
     else:
         return None
     return xp.mean(xp.astype(hit, out.dtype))
+
+
+def largest_product(batch: int, shapes: Any) -> int:
+    """Multiply-adds of the largest matrix product in a step of ``batch`` rows through
+    Dense layers of ``shapes`` ((in, out) pairs): what fit's thread setting is chosen by
+    (:meth:`Backend.step_threads`)."""
+    return max(batch * n_in * n_out for n_in, n_out in shapes)
 
 
 def forward_all(model: Any, X: Array, batch_size: int | None, xp: Any) -> Array:

@@ -24,6 +24,7 @@ from .. import optim as _optim
 from ..backend import Backend, resolve_backend, use_backend
 from ..layers import Dense
 from ..sequential import MLP
+from ..trainer import largest_product
 from .timing import Timed
 
 __all__ = ["Network", "make_batch", "floor", "training_step", "dense_pass", "dense_floor",
@@ -242,7 +243,7 @@ def hand_written_step(backend: Backend | str, net: Network, *, seed: int = 0) ->
 def _fit_threads(backend: Backend, net: Network) -> Any:
     """The host thread setting ``fit`` trains ``net`` with (``Backend.step_threads`` of its
     largest product): the nnx step and the hand-written one are both timed under it."""
-    macs = max(net.batch * a * b for a, b in zip(net.sizes, net.sizes[1:]))
+    macs = largest_product(net.batch, zip(net.sizes, net.sizes[1:]))
     return lambda: backend.step_threads(macs)
 
 
