@@ -143,14 +143,17 @@ _sub_scaled = cupy.ElementwiseKernel(
 
 # The flat optimizer steps, one kernel over the whole parameter buffer (torch.optim's
 # formulas; ``first`` sets the momentum buffer to g, ``wd`` is the L2 coefficient).
-_sgd_momentum_step = cupy.ElementwiseKernel(
-    "T g, T lr, T mu, T wd, bool nesterov, bool first", "T p, T buf",
-    """
+# SGD with momentum on one element (rate: the learning rate), shared by the eager kernel
+# and the captured one, which reads the rate on the device
+_SGD_MOMENTUM_UPDATE = """
     T gg = wd == (T)0 ? g : g + wd * p;
     buf = first ? gg : buf * mu + gg;
-    p -= lr * (nesterov ? gg + mu * buf : buf);
-    """,
-    "nnx_sgd_momentum_step")
+    p -= rate * (nesterov ? gg + mu * buf : buf);
+    """
+
+_sgd_momentum_step = cupy.ElementwiseKernel(
+    "T g, T rate, T mu, T wd, bool nesterov, bool first", "T p, T buf",
+    _SGD_MOMENTUM_UPDATE, "nnx_sgd_momentum_step")
 
 _sgd_decay_step = cupy.ElementwiseKernel(
     "T g, T lr, T wd", "T p",
@@ -206,11 +209,7 @@ _sgd_capturable_plain = cupy.ElementwiseKernel(
 _sgd_capturable_momentum = cupy.ElementwiseKernel(
     "T g, raw float64 lr, T mu, T wd, bool nesterov, bool first", "T p, T buf",
     """
-    const T rate = (T)lr[0];
-    T gg = wd == (T)0 ? g : g + wd * p;
-    buf = first ? gg : buf * mu + gg;
-    p -= rate * (nesterov ? gg + mu * buf : buf);
-    """,
+    const T rate = (T)lr[0];""" + _SGD_MOMENTUM_UPDATE,
     "nnx_sgd_capturable_momentum")
 
 # t ← t + 1, then lr / (1 − β₁ᵗ) and √(1 − β₂ᵗ) in float64, on one thread
